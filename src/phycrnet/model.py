@@ -1,0 +1,184 @@
+"""The PhyCRNet network: convolutional encoder, ConvLSTM, pixel-shuffle decoder.
+
+One step maps the state ``u_k`` ``(B, C, ny, nx)`` to ``u_{k+1} = u_k + dt * N(u_k, h_k)``
+(residual time stepping, Ren et al. 2022). The encoder halves the resolution ``depth``
+times with weight-normalised strided convolutions, a ConvLSTM cell carries the memory at the
+coarse resolution, and a pixel shuffle plus a final convolution bring the output back to the
+grid. Any grid size works: the input is padded up to a multiple of ``2**depth`` (circularly
+on periodic axes, by edge replication otherwise) and the output cropped back. Convolutions
+pad circularly on periodic axes and with zeros on the others.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from phycrnet.errors import OptionsError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the network (the paper's defaults)."""
+
+    encoder_channels: tuple[int, ...] = (8, 32, 128)
+    lstm_channels: int = 128
+    lstm_kernel: int = 3
+    decoder_kernel: int = 5
+    initial_state: str = "learned"  # "learned", "zeros" or "random" (fixed, as in the paper)
+    output_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):
+            raise OptionsError("model.encoder_channels: need at least one positive channel count")
+        if self.lstm_channels < 1:
+            raise OptionsError("model.lstm_channels: must be positive")
+        if self.lstm_kernel % 2 == 0 or self.decoder_kernel % 2 == 0:
+            raise OptionsError("model: lstm_kernel and decoder_kernel must be odd")
+        if self.initial_state not in ("learned", "zeros", "random"):
+            raise OptionsError("model.initial_state: choose learned, zeros or random")
+
+    @property
+    def upscale(self) -> int:
+        return 2 ** len(self.encoder_channels)
+
+
+def _pad(x: torch.Tensor, pad: tuple[int, int, int, int], periodic: tuple[bool, bool], mode: str = "constant") -> torch.Tensor:
+    """Pad (left, right, top, bottom) = pad; circular on periodic axes, ``mode`` elsewhere."""
+    px, py = periodic
+    left, right, bottom, top = pad
+    if left or right:
+        x = F.pad(x, (left, right, 0, 0), mode="circular" if px else mode)
+    if bottom or top:
+        x = F.pad(x, (0, 0, bottom, top), mode="circular" if py else mode)
+    return x
+
+
+class PaddedConv(nn.Module):
+    """A convolution that pads per axis (circular on periodic axes, zeros otherwise)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, periodic: tuple[bool, bool], *, bias: bool = True, normalise: bool = False) -> None:
+        super().__init__()
+        self.periodic = periodic
+        self.kernel = kernel
+        conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=0, bias=bias)
+        self.conv = weight_norm(conv) if normalise else conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = (self.kernel - 1) // 2
+        high = self.kernel - 1 - low
+        if self.conv.stride[0] == 2 and self.kernel % 2 == 0:
+            low = high = self.kernel // 2 - 1
+        return self.conv(_pad(x, (low, high, low, high), self.periodic))
+
+
+class ConvLSTMCell(nn.Module):
+    """ConvLSTM cell without peepholes; the forget-gate bias starts at 1."""
+
+    def __init__(self, cin: int, hidden: int, kernel: int, periodic: tuple[bool, bool]) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.input_conv = PaddedConv(cin, 4 * hidden, kernel, 1, periodic, bias=True)
+        self.hidden_conv = PaddedConv(hidden, 4 * hidden, kernel, 1, periodic, bias=False)
+        with torch.no_grad():
+            bias = self.input_conv.conv.bias
+            bias.zero_()
+            bias[hidden : 2 * hidden] = 1.0
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        gates = self.input_conv(x) + self.hidden_conv(h)
+        i, f, o, g = torch.chunk(gates, 4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class PhyCRNet(nn.Module):
+    """Encoder - ConvLSTM - pixel-shuffle decoder with residual time stepping.
+
+    Args:
+        n_fields: number of fields C.
+        shape: grid shape ``(ny, nx)``.
+        periodic: ``(periodic_x, periodic_y)``.
+        config: the architecture.
+        seed: seeds the weight initialisation (and the fixed random initial state).
+    """
+
+    def __init__(self, n_fields: int, shape: tuple[int, int], periodic: tuple[bool, bool], config: ModelConfig | None = None, *, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        self.n_fields = n_fields
+        self.shape = shape
+        self.periodic = periodic
+        factor = config.upscale
+        self.padded_shape = tuple(math.ceil(n / factor) * factor for n in shape)
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            self._build(n_fields, config, periodic)
+        finally:
+            torch.random.set_rng_state(generator_state)
+
+    def _build(self, n_fields: int, config: ModelConfig, periodic: tuple[bool, bool]) -> None:
+        channels = (n_fields, *config.encoder_channels)
+        self.encoder = nn.ModuleList(
+            PaddedConv(cin, cout, 4, 2, periodic, normalise=True) for cin, cout in zip(channels[:-1], channels[1:])
+        )
+        self.lstm = ConvLSTMCell(channels[-1], config.lstm_channels, config.lstm_kernel, periodic)
+        factor = config.upscale
+        shuffled = config.lstm_channels // factor**2
+        if shuffled < 1:
+            raise OptionsError(f"model.lstm_channels: {config.lstm_channels} is fewer than the {factor**2} a pixel shuffle by {factor} needs")
+        self.project = None
+        if config.lstm_channels % factor**2:
+            self.project = nn.Conv2d(config.lstm_channels, shuffled * factor**2, 1)
+        self.shuffle = nn.PixelShuffle(factor)
+        self.output = PaddedConv(shuffled, n_fields, config.decoder_kernel, 1, periodic)
+        coarse = tuple(n // factor for n in self.padded_shape)
+        init = torch.randn(2, 1, config.lstm_channels, *coarse) if config.initial_state == "random" else torch.zeros(2, 1, config.lstm_channels, *coarse)
+        if config.initial_state == "learned":
+            self.initial_state = nn.Parameter(init)
+        else:
+            self.register_buffer("initial_state", init)
+        with torch.no_grad():
+            self.output.conv.weight.mul_(0.1)
+            self.output.conv.bias.zero_()
+
+    def initial_hidden(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = self.initial_state
+        return h.expand(batch, -1, -1, -1), c.expand(batch, -1, -1, -1)
+
+    def step(self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dt: float) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One time step: ``u (B, C, ny, nx) -> u_next``, with the LSTM state carried along."""
+        ny, nx = self.shape
+        pny, pnx = self.padded_shape
+        x = _pad(u, (0, pnx - nx, 0, pny - ny), self.periodic, mode="replicate")
+        for conv in self.encoder:
+            x = F.relu(conv(x))
+        h, c = self.lstm(x, state)
+        y = h if self.project is None else self.project(h)
+        y = self.output(self.shuffle(y))[..., :ny, :nx]
+        return u + dt * self.config.output_scale * y, (h, c)
+
+    def forward(self, u0: torch.Tensor, n_steps: int, dt: float, state: tuple[torch.Tensor, torch.Tensor] | None = None, constrain=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Roll out ``n_steps`` steps from ``u0`` ``(B, C, ny, nx)``.
+
+        Returns frames ``(n_steps + 1, B, C, ny, nx)`` (frame 0 is ``u0``) and the final LSTM
+        state. ``constrain(k, u)``, if given, is applied to each new state ``u_k`` (e.g. to
+        impose Dirichlet values) before it is fed back.
+        """
+        state = state if state is not None else self.initial_hidden(u0.shape[0])
+        frames = [u0]
+        u = u0
+        for k in range(1, n_steps + 1):
+            u, state = self.step(u, state, dt)
+            if constrain is not None:
+                u = constrain(k, u)
+            frames.append(u)
+        return torch.stack(frames), state

@@ -1,0 +1,239 @@
+"""The physics residual of a compiled spec on a predicted sequence of frames.
+
+Frames are tensors ``U`` of shape ``(T, C, ny, nx)`` at times ``t`` of shape ``(T,)`` (C is
+the number of fields, in the order of ``problem.fields``). :class:`Physics` evaluates the
+right-hand side F(U, x, y, t) with the chosen spatial operators, forms the residual of a
+time-stepping scheme and the boundary-condition residuals, and returns them as named loss
+terms (mean squares).
+
+Time schemes (residual ``R_k``):
+
+* ``crank_nicolson`` (default): ``(U_{k+1} - U_k)/dt - (F_{k+1} + F_k)/2`` for every step,
+  second order.
+* ``central`` (the paper's): ``(U_{k+1} - U_{k-1})/(2 dt) - F_k``; it leaves the first step
+  unconstrained and has no residual at the last frame.
+* ``backward_euler``: ``(U_{k+1} - U_k)/dt - F_{k+1}``, first order.
+
+Spatial operators: ``fd2``, ``fd4`` (finite differences of accuracy 2 or 4), ``spectral``
+(FFT on periodic axes, fourth-order differences on the others) or ``auto`` (spectral when
+every axis is periodic, ``fd4`` otherwise).
+
+Boundary conditions: ``soft`` (residual terms ``bc_<field>_<side>``; the PDE residual covers
+the interior nodes) or ``hard`` (ghost nodes carry Neumann/Robin conditions into the
+stencils, Dirichlet nodes are overwritten by :meth:`Physics.enforce`; the PDE residual
+covers every node that is not a Dirichlet node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+import torch
+
+from phycrnet.boundary import GhostPadding, apply_dirichlet, boundary_data, boundary_residual, field_sides
+from phycrnet.errors import OptionsError
+from phycrnet.expressions import evaluate
+
+from phycrnet.operators import Derivatives
+from phycrnet.spec import Problem
+
+TIME_SCHEMES = ("crank_nicolson", "central", "backward_euler")
+DERIVATIVE_SCHEMES = ("auto", "fd2", "fd4", "spectral")
+BOUNDARY_MODES = ("soft", "hard")
+
+
+@dataclass(frozen=True)
+class PhysicsOptions:
+    """How the residual is discretised."""
+
+    derivatives: str = "auto"
+    boundary: str = "soft"
+    time_scheme: str = "crank_nicolson"
+    bc_accuracy: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("derivatives", self.derivatives, DERIVATIVE_SCHEMES),
+            ("boundary", self.boundary, BOUNDARY_MODES),
+            ("time_scheme", self.time_scheme, TIME_SCHEMES),
+        ):
+            if value not in allowed:
+                raise OptionsError(f"{name}: unknown value {value!r} (choose from {', '.join(allowed)})")
+        if self.bc_accuracy not in (None, 1, 2, 3, 4):
+            raise OptionsError(f"bc_accuracy: must be 1 to 4, got {self.bc_accuracy}")
+
+
+class Physics:
+    """Residuals of one problem on sequences of frames.
+
+    Args:
+        problem: the compiled spec.
+        options: discretisation choices.
+        dtype, device: of the tensors it will see.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        options: PhysicsOptions | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.problem = problem
+        self.options = options or PhysicsOptions()
+        self.dtype = dtype
+        self.device = torch.device(device)
+        scheme = self.options.derivatives
+        if scheme == "auto":
+            scheme = "spectral" if all(problem.periodic) else "fd4"
+        self.scheme = scheme
+        accuracy = 2 if scheme == "fd2" else 4
+        self.derivatives = Derivatives(
+            problem.grid, accuracy, spectral=scheme == "spectral", dtype=dtype, device=self.device
+        )
+        self.bc_accuracy = self.options.bc_accuracy or accuracy
+        x, y = problem.grid.mesh()
+        self.x = torch.as_tensor(x, dtype=dtype, device=self.device)
+        self.y = torch.as_tensor(y, dtype=dtype, device=self.device)
+        self.hard = self.options.boundary == "hard"
+        self.sides = {f: field_sides(problem, f) for f in problem.fields}
+        self.padding = {
+            f: GhostPadding(self.sides[f], problem.grid, accuracy, self.derivatives.halo) for f in problem.fields
+        }
+        self.pde_mask = self._pde_mask()
+
+    # -- state constraints ---------------------------------------------------------------
+    def enforce(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
+        """Overwrite Dirichlet boundary nodes with their values (hard mode only).
+
+        ``frames`` is ``(T, C, ny, nx)`` at times ``t`` ``(T,)``; returned unchanged in soft mode.
+        """
+        if not self.hard:
+            return frames
+        channels = []
+        for c, name in enumerate(self.problem.fields):
+            u = frames[:, c]
+            for side, condition in self.sides[name].items():
+                if condition.kind == "dirichlet":
+                    g = boundary_data(condition, self.problem.grid, side, t, parameters)
+                    u = apply_dirichlet(u, side, g)
+            channels.append(u)
+        return torch.stack(channels, dim=1)
+
+    # -- right-hand side -------------------------------------------------------------------
+    def rhs(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
+        """F(U, x, y, t) for every frame: ``(T, C, ny, nx)``."""
+        env: dict[str, Any] = {"x": self.x, "y": self.y, "t": t.view(-1, 1, 1), **parameters}
+        for c, name in enumerate(self.problem.fields):
+            env[name] = frames[:, c]
+        operator = self._operator_callback(frames, t, parameters)
+        shape = (frames.shape[0], *frames.shape[-2:])
+        values = []
+        for name in self.problem.fields:
+            value = evaluate(self.problem.equations[name], env, operator)
+            if not isinstance(value, torch.Tensor) or value.shape != shape:
+                value = torch.as_tensor(value, dtype=frames.dtype, device=frames.device).expand(shape)
+            values.append(value)
+        return torch.stack(values, dim=1)
+
+    def _operator_callback(self, frames, t, parameters):
+        padded: dict[tuple[str, int], torch.Tensor] = {}
+        fields = self.problem.fields
+
+        def apply(name: str, argument: sympy.Expr, walk) -> torch.Tensor:
+            if self.hard and argument.is_Symbol and argument.name in fields and self.sides[argument.name]:
+                return self._hard_operator(name, argument.name, frames, t, parameters, padded)
+            return self.derivatives.apply(name, walk(argument))
+
+        return apply
+
+    def _hard_operator(self, name, field, frames, t, parameters, cache) -> torch.Tensor:
+        if name == "laplace":
+            return sum(self._hard_derivative(field, axis, 2, frames, t, parameters, cache) for axis in (0, 1))
+        axis = 0 if name.endswith("x") or name.endswith("x2") else 1
+        order = 2 if name.startswith("d2") else 1
+        return self._hard_derivative(field, axis, order, frames, t, parameters, cache)
+
+    def _hard_derivative(self, field, axis, order, frames, t, parameters, cache) -> torch.Tensor:
+        grid = self.problem.grid
+        if grid.axis(axis).periodic:
+            return self.derivatives.derivative(frames[:, self.problem.fields.index(field)], axis, order)
+        key = (field, axis)
+        if key not in cache:
+            u = frames[:, self.problem.fields.index(field)]
+            low, high = ("left", "right") if axis == 0 else ("bottom", "top")
+            data = {
+                side: boundary_data(self.sides[field][side], grid, side, t, parameters) for side in (low, high)
+            }
+            cache[key] = self.padding[field].pad(u, axis, data)
+        return self.derivatives.derivative(cache[key], axis, order, padded=True)
+
+    # -- residuals ---------------------------------------------------------------------------
+    def pde_residual(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
+        """Residual of the time scheme: ``(T-1, C, ny, nx)`` (``T-2`` for ``central``)."""
+        dt = t[1:] - t[:-1]
+        scheme = self.options.time_scheme
+        if scheme == "central":
+            f = self.rhs(frames[1:-1], t[1:-1], parameters)
+            span = (t[2:] - t[:-2]).view(-1, 1, 1, 1)
+            return (frames[2:] - frames[:-2]) / span - f
+        dt = dt.view(-1, 1, 1, 1)
+        if scheme == "backward_euler":
+            return (frames[1:] - frames[:-1]) / dt - self.rhs(frames[1:], t[1:], parameters)
+        f = self.rhs(frames, t, parameters)
+        return (frames[1:] - frames[:-1]) / dt - 0.5 * (f[1:] + f[:-1])
+
+    def boundary_residuals(
+        self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]
+    ) -> dict[str, torch.Tensor]:
+        """Soft-constraint residuals ``a*u + b*du/dn - g`` by term name ``bc_<field>_<side>``.
+
+        Each is ``(T, n_along)``; empty in hard mode (the conditions hold by construction).
+        """
+        if self.hard:
+            return {}
+        residuals = {}
+        for c, name in enumerate(self.problem.fields):
+            for side, condition in self.sides[name].items():
+                g = boundary_data(condition, self.problem.grid, side, t, parameters)
+                residuals[f"bc_{name}_{side}"] = boundary_residual(
+                    frames[:, c], condition, side, g, self.derivatives, self.bc_accuracy
+                )
+        return residuals
+
+    def losses(
+        self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any], *, skip_first: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Named loss terms (mean squares): ``pde_<field>`` and ``bc_<field>_<side>``.
+
+        ``skip_first`` leaves frame 0 (the given initial value) out of the boundary terms.
+        """
+        residual = self.pde_residual(frames, t, parameters)
+        terms = {}
+        for c, name in enumerate(self.problem.fields):
+            mask = self.pde_mask[c]
+            terms[f"pde_{name}"] = residual[:, c][:, mask].pow(2).mean()
+        start = 1 if skip_first else 0
+        for key, value in self.boundary_residuals(frames[start:], t[start:], parameters).items():
+            terms[key] = value.pow(2).mean()
+        return terms
+
+    def _pde_mask(self) -> torch.Tensor:
+        """Nodes where the PDE residual is imposed, per field: ``(C, ny, nx)`` bool."""
+        ny, nx = self.problem.grid.shape
+        masks = []
+        for name in self.problem.fields:
+            mask = torch.ones(ny, nx, dtype=torch.bool, device=self.device)
+            for side, condition in self.sides[name].items():
+                if self.hard and condition.kind != "dirichlet":
+                    continue
+                index = {"left": (slice(None), 0), "right": (slice(None), -1), "bottom": (0, slice(None)), "top": (-1, slice(None))}[side]
+                mask[index] = False
+            masks.append(mask)
+        return torch.stack(masks)
+
+

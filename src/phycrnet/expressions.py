@@ -56,7 +56,6 @@ _BINARY = {
     ast.Mult: lambda a, b: a * b,
     ast.Div: lambda a, b: a / b,
     ast.Pow: lambda a, b: a**b,
-    ast.BitXor: lambda a, b: a**b,
 }
 
 
@@ -89,7 +88,7 @@ def parse_expression(
     if not isinstance(source, str) or not source.strip():
         raise SpecError(f"{where}: expected a number or an expression, got {source!r}")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = ast.parse(source.strip().replace("^", "**"), mode="eval")
     except SyntaxError as exc:
         raise SpecError(f"{where}: cannot parse expression {source!r} ({exc.msg})") from None
     builder = _SympyBuilder(where=where, names=set(names), allow_operators=allow_operators)

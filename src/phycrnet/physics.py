@@ -206,17 +206,28 @@ class Physics:
         return residuals
 
     def losses(
-        self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any], *, skip_first: bool = True
+        self,
+        frames: torch.Tensor,
+        t: torch.Tensor,
+        parameters: Mapping[str, Any],
+        *,
+        skip_first: bool = True,
+        causal: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """Named loss terms (mean squares): ``pde_<field>`` and ``bc_<field>_<side>``.
 
         ``skip_first`` leaves frame 0 (the given initial value) out of the boundary terms.
+        ``causal > 0`` weights the PDE residual of step k by ``exp(-causal * sum_{j<k} L_j)``
+        (causal training, Wang, Sankaran, Perdikaris 2022), with the weights held constant.
         """
         residual = self.pde_residual(frames, t, parameters)
         terms = {}
         for c, name in enumerate(self.problem.fields):
-            mask = self.pde_mask[c]
-            terms[f"pde_{name}"] = residual[:, c][:, mask].pow(2).mean()
+            per_step = residual[:, c][:, self.pde_mask[c]].pow(2).mean(dim=1)
+            if causal > 0:
+                history = torch.cumsum(per_step.detach(), 0) - per_step.detach()
+                per_step = per_step * torch.exp(-causal * history)
+            terms[f"pde_{name}"] = per_step.mean()
         start = 1 if skip_first else 0
         for key, value in self.boundary_residuals(frames[start:], t[start:], parameters).items():
             terms[key] = value.pow(2).mean()

@@ -109,7 +109,7 @@ class SpecModel(_Strict):
     domain: DomainModel = Field(default_factory=DomainModel)
     grid: GridModel
     time: TimeModel
-    equations: dict[str, str]
+    equations: dict[str, ExpressionValue]
     initial: dict[str, InitialValue]
     boundary: Union[Literal["periodic"], dict[str, FieldBoundary]]
     training: dict[str, Any] | None = None
@@ -450,6 +450,8 @@ def _compile_side(side: SideModel, where: str, parameters: set[str]) -> Boundary
             raise SpecError(f"{where}: robin 'a' and 'b' must be finite")
         if side.a == 0 and side.b == 0:
             raise SpecError(f"{where}: robin with a = b = 0 is not a boundary condition")
+        if side.b == 0:
+            return BoundaryCondition("dirichlet", value / float(side.a), 1.0, 0.0)
         return BoundaryCondition("robin", value, float(side.a), float(side.b))
     if side.a is not None or side.b is not None:
         raise SpecError(f"{where}: 'a' and 'b' are only for robin conditions")

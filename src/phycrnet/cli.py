@@ -1,0 +1,217 @@
+"""The ``phycrnet`` command line: a thin shell over the Python API.
+
+Errors meant for the user (bad spec, options or files; a diverging run) print one line to
+stderr and exit non-zero (2 for bad input, 3 for divergence); ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from phycrnet.errors import PhycrnetError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Physics-constrained convolutional recurrent networks for 2D time-dependent PDEs.",
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _say(text: str) -> None:
+    typer.echo(text)
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+@app.command()
+def cases() -> None:
+    """List the built-in cases (name, fields, boundary conditions, grid)."""
+    from phycrnet import catalog
+    from phycrnet.spec import load_spec
+
+    rows = []
+    for name in catalog.list_cases():
+        problem = load_spec(name)
+        rows.append((name, ",".join(problem.fields), _boundary_summary(problem), f"{problem.grid.x.n}x{problem.grid.y.n}", f"dt={problem.dt:g} t_end={problem.t_end:g}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        _say("  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)))
+
+
+def _boundary_summary(problem) -> str:
+    kinds = set()
+    for name in problem.fields:
+        for condition in problem.boundary[name].values():
+            kinds.add(condition.kind)
+    if all(problem.periodic):
+        return "periodic"
+    periodic = ["x" if problem.periodic[0] else "", "y" if problem.periodic[1] else ""]
+    parts = sorted(kinds) + [f"periodic-{a}" for a in periodic if a]
+    return "+".join(parts)
+
+
+@app.command()
+def show(case: str = typer.Argument(..., help="Catalog case name.")) -> None:
+    """Print a catalog case as YAML (a starting point for your own spec)."""
+    from phycrnet import catalog
+
+    try:
+        typer.echo(catalog.case_text(case), nl=False)
+    except KeyError as exc:
+        raise PhycrnetError(str(exc.args[0]) if exc.args else f"unknown case {case!r}") from None
+
+
+# --------------------------------------------------------------------------- solvers
+
+
+@app.command()
+def reference(
+    spec: str = typer.Argument(..., help="Catalog case name or spec YAML file."),
+    out: Path = typer.Option(..., "--out", "-o", help="netCDF file to write."),
+    refinement: Optional[int] = typer.Option(None, help="Cells per grid spacing (default: automatic)."),
+    richardson: bool = typer.Option(True, help="Richardson-extrapolate two refinements."),
+    tolerance: float = typer.Option(1e-4, help="Target for the estimated error (automatic refinement)."),
+    time_limit: float = typer.Option(60.0, help="Seconds the automatic refinement may spend."),
+) -> None:
+    """Classical reference solution (py-pde on a refined grid) with a self-convergence estimate."""
+    from phycrnet.io import write_solution
+    from phycrnet.reference import solve_reference
+    from phycrnet.spec import load_spec
+
+    problem = load_spec(spec)
+    dataset = solve_reference(problem, refinement=refinement, richardson=richardson, tolerance=tolerance, time_limit=time_limit)
+    write_solution(dataset, out)
+    attrs = dataset.attrs
+    _say(
+        f"wrote {out}: refinement {attrs.get('refinement')}, self-convergence {float(attrs.get('self_convergence', float('nan'))):.2e}, "
+        f"estimated error {float(attrs.get('estimated_error', float('nan'))):.2e}, {float(attrs.get('wall_seconds', 0)):.1f} s"
+    )
+
+
+@app.command()
+def solve(
+    spec: str = typer.Argument(..., help="Catalog case name or spec YAML file."),
+    out: Path = typer.Option(..., "--out", "-o", help="netCDF file to write."),
+    iterations: Optional[int] = typer.Option(None, help="Training iterations (default 20000 without --time-budget)."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds of training."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint beside --out."),
+    extrapolate: Optional[float] = typer.Option(None, help="Roll the trained network on to this time."),
+    lr: Optional[float] = typer.Option(None, help="Initial learning rate."),
+    weighting: Optional[str] = typer.Option(None, help="Loss weighting scheme."),
+    boundary: Optional[str] = typer.Option(None, help="soft or hard boundary conditions."),
+    derivatives: Optional[str] = typer.Option(None, help="auto, fd2, fd4 or spectral."),
+    time_scheme: Optional[str] = typer.Option(None, help="crank_nicolson, central or backward_euler."),
+    schedule: Optional[str] = typer.Option(None, help="step, cosine, exponential or constant."),
+    lbfgs_fraction: Optional[float] = typer.Option(None, help="Share of the budget for an L-BFGS finish."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train PhyCRNet on a problem and write its solution."""
+    from phycrnet.solver import solve as run
+
+    dataset = run(
+        spec,
+        out=out,
+        iterations=iterations,
+        time_budget=time_budget,
+        seed=seed,
+        device=device,
+        resume=resume,
+        extrapolate=extrapolate,
+        progress=not quiet,
+        lr=lr,
+        weighting=weighting,
+        boundary=boundary,
+        derivatives=derivatives,
+        time_scheme=time_scheme,
+        schedule=schedule,
+        lbfgs_fraction=lbfgs_fraction,
+    )
+    attrs = dataset.attrs
+    losses = json.loads(attrs.get("loss_terms", "{}"))
+    _say(f"wrote {out}: {attrs.get('iterations')} iterations in {float(attrs.get('wall_seconds', 0)):.1f} s, loss " + ", ".join(f"{k} {v:.2e}" for k, v in losses.items()))
+    if "identified_parameters" in attrs:
+        _say("identified parameters: " + ", ".join(f"{k} = {v:.6g}" for k, v in json.loads(attrs["identified_parameters"]).items()))
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@app.command()
+def evaluate(
+    pred: Path = typer.Argument(..., help="Prediction netCDF."),
+    ref: Path = typer.Argument(..., help="Reference netCDF."),
+) -> None:
+    """Print errors of PRED against REF as JSON."""
+    from phycrnet.io import read_solution
+    from phycrnet.metrics import evaluate as compute
+
+    report = compute(read_solution(pred), read_solution(ref))
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command()
+def plot(
+    file: Path = typer.Argument(..., help="Solution netCDF."),
+    out_dir: Optional[Path] = typer.Option(None, help="Directory for the images (default: beside FILE)."),
+    animation: bool = typer.Option(True, help="Also write an animated GIF."),
+) -> None:
+    """Write PNG snapshots of every field and an animated GIF."""
+    from phycrnet.io import read_solution
+    from phycrnet.plots import animate, plot_snapshots
+
+    dataset = read_solution(file)
+    directory = out_dir or file.parent
+    written = plot_snapshots(dataset, directory, prefix=file.stem)
+    if animation:
+        written.append(animate(dataset, directory / f"{file.stem}.gif"))
+    for path in written:
+        _say(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning user errors into one-line messages."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        typer.echo("error: aborted", err=True)
+        return 130
+    except click.exceptions.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except PhycrnetError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Run configuration: the ``training:`` and ``model:`` sections of a spec, plus overrides.
+
+Values come, in increasing priority, from the defaults here, the spec's sections and
+keyword overrides (the command line). Unknown keys and bad values end in a one-line
+:class:`~phycrnet.errors.OptionsError` naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from phycrnet.errors import OptionsError, SpecError
+from phycrnet.model import ModelConfig
+
+#: Iterations when neither an iteration count nor a time budget is given (the paper's).
+DEFAULT_ITERATIONS = 20_000
+
+
+class TrainingConfig(BaseModel):
+    """How PhyCRNet is trained (see ``phycrnet solve --help``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iterations: int | None = Field(None, ge=0)
+    time_budget: float | None = Field(None, gt=0)
+    lr: float = Field(2e-3, gt=0)
+    schedule: Literal["step", "cosine", "exponential", "constant"] = "step"
+    lr_decay: float = Field(0.2, gt=0, le=1)
+    decay_every: float = Field(0.225, gt=0, le=1)
+    final_lr_ratio: float = Field(1e-2, gt=0, le=1)
+    weighting: str = "adaptive"
+    weighting_options: dict[str, Any] = Field(default_factory=dict)
+    derivatives: Literal["auto", "fd2", "fd4", "spectral"] = "auto"
+    boundary: Literal["soft", "hard"] = "soft"
+    time_scheme: Literal["crank_nicolson", "central", "backward_euler"] = "crank_nicolson"
+    bc_accuracy: int | None = Field(None, ge=1, le=4)
+    substeps: int = Field(1, ge=1)
+    time_marching: int = Field(0, ge=0)
+    causal: float = Field(0.0, ge=0)
+    lbfgs_fraction: float = Field(0.0, ge=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0)
+    seed: int = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1)
+    divergence_factor: float = Field(1e4, gt=1)
+    max_recoveries: int = Field(2, ge=0)
+    checkpoint_every: float = Field(30.0, gt=0)
+    log_every: int = Field(10, ge=1)
+
+    def total_iterations(self) -> int | None:
+        """Iteration cap: the given count, the paper's 20 000 without any budget, or none."""
+        if self.iterations is not None:
+            return self.iterations
+        return None if self.time_budget is not None else DEFAULT_ITERATIONS
+
+
+def _describe(exc: ValidationError, section: str) -> str:
+    error = exc.errors()[0]
+    key = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{section}.{key}: unknown option"
+    value = error.get("input")
+    suffix = f", got {value!r}" if isinstance(value, (str, int, float)) else ""
+    return f"{section}.{key}: {error['msg']}{suffix}"
+
+
+def training_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> TrainingConfig:
+    """Merge the spec's ``training:`` section with overrides (``None`` values are ignored)."""
+    data = dict(section or {})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return TrainingConfig.model_validate(data)
+    except ValidationError as exc:
+        raise OptionsError(_describe(exc, "training")) from None
+
+
+class _ModelSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    encoder_channels: tuple[int, ...] = ModelConfig.encoder_channels
+    lstm_channels: int = ModelConfig.lstm_channels
+    lstm_kernel: int = ModelConfig.lstm_kernel
+    decoder_kernel: int = ModelConfig.decoder_kernel
+    initial_state: str = ModelConfig.initial_state
+    output_scale: float = ModelConfig.output_scale
+
+
+def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """The network architecture from the spec's ``model:`` section."""
+    data = dict(section or {})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        parsed = _ModelSection.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, "model")) from None
+    return ModelConfig(**parsed.model_dump())

@@ -1,0 +1,528 @@
+"""Training PhyCRNet on the physics residual: loop, budget, checkpoints, logging.
+
+:class:`Trainer` owns everything stateful about a run: the network, the learnable
+coefficients, the weighting scheme, the optimiser, the best state seen, the CSV log and
+the checkpoints. Models and losses never touch files.
+
+Run-time conventions:
+
+* progress p in [0, 1] is the larger of iterations done / iteration cap and seconds spent
+  / time budget; the learning rate is a function of p (so a resumed run continues on the
+  same schedule);
+* a checkpoint (written atomically: temporary file, then rename) holds the model, optimiser,
+  weighting and coefficient states, the random-number states, the best state, the
+  iteration and the seconds spent; ``resume=True`` continues from it;
+* a loss that is not finite, or grows by ``divergence_factor`` over the best seen, restores
+  the best state and halves the learning rate, at most ``max_recoveries`` times; then a
+  :class:`~phycrnet.errors.DivergenceError` ends the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from phycrnet.config import TrainingConfig
+from phycrnet.errors import DivergenceError, OptionsError
+from phycrnet.model import ModelConfig, PhyCRNet
+from phycrnet.physics import Physics, PhysicsOptions
+from phycrnet.spec import Problem
+from phycrnet.weighting import make_weighting
+
+CHECKPOINT_VERSION = 1
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionsError(f"device: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionsError("device: CUDA was requested but no GPU is available")
+    return device
+
+
+def configure_threads(threads: int | None) -> None:
+    """Use every CPU core (or ``threads``) for intra-op work."""
+    torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+
+
+class Coefficients(nn.Module):
+    """The problem's parameters: learnable ones as tensors, the rest as floats.
+
+    A learnable parameter with bounds ``[lo, hi]`` is ``lo + (hi - lo) * sigmoid(theta)``;
+    without bounds it is ``theta`` itself.
+    """
+
+    def __init__(self, problem: Problem, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.fixed = {n: p.value for n, p in problem.parameters.items() if not p.learn}
+        self.bounds = {n: p.bounds for n, p in problem.parameters.items() if p.learn}
+        self.raw = nn.ParameterDict()
+        for name, p in problem.parameters.items():
+            if p.learn:
+                start = p.value
+                if p.bounds:
+                    lo, hi = p.bounds
+                    fraction = min(max((p.value - lo) / (hi - lo), 1e-6), 1 - 1e-6)
+                    start = math.log(fraction / (1 - fraction))
+                self.raw[name] = nn.Parameter(torch.tensor(start, dtype=dtype))
+
+    def values(self) -> dict[str, Any]:
+        result: dict[str, Any] = dict(self.fixed)
+        for name, theta in self.raw.items():
+            bounds = self.bounds[name]
+            result[name] = bounds[0] + (bounds[1] - bounds[0]) * torch.sigmoid(theta) if bounds else theta
+        return result
+
+    def learned(self) -> dict[str, float]:
+        return {n: float(v) for n, v in self.values().items() if n in self.raw}
+
+
+@dataclass
+class TrainingResult:
+    """What a finished run reports."""
+
+    frames: np.ndarray  # (T, C, ny, nx) at the problem's frame times
+    iterations: int
+    seconds: float
+    loss_terms: dict[str, float]
+    best_loss: float
+    parameters: dict[str, float] = field(default_factory=dict)
+    stopped_by: str = "iterations"
+
+
+class Trainer:
+    """Trains a PhyCRNet for one problem.
+
+    Args:
+        problem: the compiled spec.
+        config: training options.
+        model_config: the architecture.
+        log_path: CSV log (``None``: no log).
+        checkpoint_path: checkpoint file (``None``: no checkpoints).
+        progress: show a progress bar.
+        extra_losses: ``f(frames, t, parameters) -> {name: loss}`` added to the physics
+            terms (for example a data misfit).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        config: TrainingConfig,
+        model_config: ModelConfig | None = None,
+        *,
+        log_path: Path | None = None,
+        checkpoint_path: Path | None = None,
+        progress: bool = False,
+        extra_losses: Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        self.problem = problem
+        self.config = config
+        configure_threads(config.threads)
+        self.device = select_device(config.device)
+        self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
+        _seed_everything(config.seed)
+        options = PhysicsOptions(config.derivatives, config.boundary, config.time_scheme, config.bc_accuracy)
+        self.physics = Physics(problem, options, dtype=self.dtype, device=self.device)
+        self.model = PhyCRNet(len(problem.fields), problem.grid.shape, problem.periodic, model_config, seed=config.seed)
+        self.model.to(device=self.device, dtype=self.dtype)
+        self.coefficients = Coefficients(problem, self.dtype).to(self.device)
+        self.weighting = make_weighting(config.weighting, **config.weighting_options).to(self.device)
+        self.weighting.attach(self._gradient_norms)
+        self.extra_losses = extra_losses
+        self.log_path = log_path
+        self.checkpoint_path = checkpoint_path
+        self.progress = progress
+        self.u0 = torch.as_tensor(problem.initial_values(), dtype=self.dtype, device=self.device).unsqueeze(0)
+        self.substeps = config.substeps
+        self.dt_network = problem.dt / config.substeps
+        self.n_network_steps = problem.n_steps * config.substeps
+        self.t_network = torch.arange(self.n_network_steps + 1, dtype=self.dtype, device=self.device) * self.dt_network
+        # Evaluate once so that lazily created weighting parameters exist for the optimiser.
+        with torch.no_grad():
+            self.weighting.combine(self.losses(self.rollout(1), 1), 0)
+        self.optimizer = torch.optim.Adam(self._trainable(), lr=config.lr)
+        self.iteration = 0
+        self.seconds = 0.0
+        self.lr_scale = 1.0
+        self.recoveries = 0
+        self.best_loss = math.inf
+        self.best_state: dict[str, Any] | None = None
+        self.last_terms: dict[str, float] = {}
+        self._last_checkpoint = 0.0
+        self._log_rows: list[dict[str, Any]] = []
+
+    # -- model evaluation ----------------------------------------------------------------
+    def _trainable(self) -> list[nn.Parameter]:
+        return list(self.model.parameters()) + list(self.coefficients.parameters()) + list(self.weighting.parameters())
+
+    def _constrain(self, parameters):
+        def constrain(k: int, u: torch.Tensor) -> torch.Tensor:
+            t = self.t_network[k : k + 1]
+            return self.physics.enforce(u, t, parameters)
+
+        return constrain if self.physics.hard else None
+
+    def rollout(self, n_steps: int | None = None, *, parameters=None) -> torch.Tensor:
+        """Network frames ``(n_steps + 1, C, ny, nx)`` at spacing ``dt / substeps``."""
+        n_steps = self.n_network_steps if n_steps is None else n_steps
+        parameters = parameters if parameters is not None else self.coefficients.values()
+        u0 = self.physics.enforce(self.u0, self.t_network[:1], parameters)
+        frames, _ = self.model(u0, n_steps, self.dt_network, constrain=self._constrain(parameters))
+        return frames[:, 0]
+
+    def losses(self, frames: torch.Tensor, n_steps: int) -> dict[str, torch.Tensor]:
+        parameters = self.coefficients.values()
+        t = self.t_network[: n_steps + 1]
+        terms = self.physics.losses(frames, t, parameters, causal=self.config.causal)
+        if self.extra_losses is not None:
+            terms.update(self.extra_losses(frames, t, parameters))
+        return terms
+
+    def _gradient_norms(self, losses) -> dict[str, tuple[float, float]]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        norms = {}
+        for name, value in losses.items():
+            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            flat = torch.cat([g.abs().flatten() for g in grads if g is not None])
+            norms[name] = (float(flat.max()), float(flat.mean()))
+        return norms
+
+    # -- schedule ------------------------------------------------------------------------
+    def progress_fraction(self) -> float:
+        fractions = [0.0]
+        cap = self.config.total_iterations()
+        if cap:
+            fractions.append(self.iteration / cap)
+        if self.config.time_budget:
+            fractions.append(self.seconds / self.config.time_budget)
+        return min(1.0, max(fractions))
+
+    def learning_rate(self, p: float) -> float:
+        c = self.config
+        if c.schedule == "step":
+            factor = c.lr_decay ** math.floor(p / c.decay_every + 1e-12)
+        elif c.schedule == "cosine":
+            factor = c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+        elif c.schedule == "exponential":
+            factor = c.final_lr_ratio**p
+        else:
+            factor = 1.0
+        return c.lr * factor * self.lr_scale
+
+    def window(self, p: float) -> int:
+        """Network steps trained on at progress ``p`` (time marching grows the window)."""
+        stages = self.config.time_marching
+        if stages <= 1:
+            return self.n_network_steps
+        # Windows grow over the first half of the run; the second half trains on everything.
+        stage = min(stages, 1 + int(p * 2 * stages))
+        return max(1, math.ceil(self.n_network_steps * stage / stages))
+
+    def _finished(self) -> str | None:
+        cap = self.config.total_iterations()
+        if cap is not None and self.iteration >= round(cap * (1 - self.config.lbfgs_fraction)):
+            return "iterations"
+        if self.config.time_budget is not None and self.seconds >= self.config.time_budget * (1 - self.config.lbfgs_fraction):
+            return "time budget"
+        return None
+
+    # -- the loop ------------------------------------------------------------------------
+    def train(self) -> TrainingResult:
+        """Run Adam (then L-BFGS if asked) until the iteration cap or the time budget."""
+        bar = _ProgressBar(self.progress, self.config)
+        stopped_by = self._finished()
+        try:
+            while stopped_by is None:
+                start = time.perf_counter()
+                terms, total = self._adam_step()
+                self.seconds += time.perf_counter() - start
+                self.iteration += 1
+                self._after_step(terms, total)
+                bar.update(self, terms)
+                stopped_by = self._finished()
+            if self.config.lbfgs_fraction > 0:
+                self._lbfgs()
+        finally:
+            bar.close()
+            self._flush_log()
+        if self.checkpoint_path is not None:
+            self.save_checkpoint()
+        return self._result(stopped_by or "iterations")
+
+    def _adam_step(self) -> tuple[dict[str, float], float]:
+        p = self.progress_fraction()
+        lr = self.learning_rate(p)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        n = self.window(p)
+        frames = self.rollout(n)
+        losses = self.losses(frames, n)
+        total = self.weighting.combine(losses, self.iteration)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        terms = {k: float(v.detach()) for k, v in losses.items()}
+        total_value = float(total.detach())
+        if _finite(terms, total_value):
+            self.optimizer.step()
+        self.current_lr = lr
+        return terms, total_value
+
+    def _after_step(self, terms: dict[str, float], total: float) -> None:
+        raw = sum(terms.values())
+        full_window = self.window(self.progress_fraction()) == self.n_network_steps
+        if not _finite(terms, total) or (self.iteration > 20 and raw > self.config.divergence_factor * self.best_loss):
+            self._recover(raw)
+            return
+        self.last_terms = terms
+        if full_window and raw < self.best_loss:
+            self.best_loss = raw
+            self.best_state = self._snapshot()
+        if self.iteration % self.config.log_every == 0 or self.iteration == 1:
+            self._log(terms, total)
+        if self.checkpoint_path is not None and self.seconds - self._last_checkpoint >= self.config.checkpoint_every:
+            self.save_checkpoint()
+
+    def _recover(self, raw: float) -> None:
+        if self.best_state is None or self.recoveries >= self.config.max_recoveries:
+            raise DivergenceError(
+                f"training diverged at iteration {self.iteration} (loss {raw:.3g}, best {self.best_loss:.3g}); "
+                "no result was written — try a smaller learning rate (--lr)"
+            )
+        self.recoveries += 1
+        self.lr_scale *= 0.5
+        self._restore(self.best_state)
+        self.optimizer.state.clear()
+
+    def _lbfgs(self) -> None:
+        """L-BFGS on the weighted loss with the weights frozen at their last values.
+
+        Runs until the time budget or the iteration cap; each outer iteration is up to 20
+        L-BFGS steps with a strong-Wolfe line search.
+        """
+        if self.best_state is not None:
+            self._restore(self.best_state)
+        weights = dict(self.weighting.weights)
+        optimizer = torch.optim.LBFGS(self._trainable(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+        budget, cap = self.config.time_budget, self.config.total_iterations()
+        record: dict[str, dict[str, float]] = {}
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            losses = self.losses(self.rollout(), self.n_network_steps)
+            total = sum(weights.get(k, 1.0) * v for k, v in losses.items())
+            total.backward()
+            record["terms"] = {k: float(v.detach()) for k, v in losses.items()}
+            return total
+
+        while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
+            start = time.perf_counter()
+            total = float(optimizer.step(closure))
+            self.seconds += time.perf_counter() - start
+            self.iteration += 1
+            terms = record["terms"]
+            if not _finite(terms, total):
+                break
+            self.last_terms = terms
+            raw = sum(terms.values())
+            if raw < self.best_loss:
+                self.best_loss = raw
+                self.best_state = self._snapshot()
+            self._log(terms, total)
+
+    # -- state ---------------------------------------------------------------------------
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "coefficients": copy.deepcopy(self.coefficients.state_dict()),
+        }
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        self.model.load_state_dict(snapshot["model"])
+        self.coefficients.load_state_dict(snapshot["coefficients"])
+
+    def _result(self, stopped_by: str) -> TrainingResult:
+        if self.best_state is not None:
+            self._restore(self.best_state)
+        with torch.no_grad():
+            frames = self.rollout()
+            terms = {k: float(v) for k, v in self.losses(frames, self.n_network_steps).items()}
+        if not _finite(terms, 0.0):
+            raise DivergenceError("training ended with a non-finite solution; no result was written")
+        frames = frames[:: self.substeps].cpu().double().numpy()
+        return TrainingResult(
+            frames=frames,
+            iterations=self.iteration,
+            seconds=self.seconds,
+            loss_terms=terms,
+            best_loss=self.best_loss,
+            parameters=self.coefficients.learned(),
+            stopped_by=stopped_by,
+        )
+
+    def extrapolate(self, n_frames: int) -> np.ndarray:
+        """Frames ``(n_steps + n_frames + 1, C, ny, nx)``: the training window rolled on."""
+        with torch.no_grad():
+            frames = self.rollout(self.n_network_steps + n_frames * self.substeps)
+        return frames[:: self.substeps].cpu().double().numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "spec": self.problem.to_yaml(),
+            "config": self.config.model_dump(mode="json"),
+            "model": self.model.state_dict(),
+            "coefficients": self.coefficients.state_dict(),
+            "weighting": self.weighting.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "iteration": self.iteration,
+            "seconds": self.seconds,
+            "lr_scale": self.lr_scale,
+            "recoveries": self.recoveries,
+            "best_loss": self.best_loss,
+            "best_state": self.best_state,
+            "last_terms": self.last_terms,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint atomically (temporary file, then rename)."""
+        self._flush_log()
+        path = self.checkpoint_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(self.state_dict(), temporary)
+        os.replace(temporary, path)
+        self._last_checkpoint = self.seconds
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Continue from a checkpoint written by :meth:`save_checkpoint`."""
+        from phycrnet.errors import DataError
+
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except FileNotFoundError:
+            raise DataError(f"--resume: no checkpoint at {path}") from None
+        except Exception as exc:  # a truncated or foreign file
+            raise DataError(f"--resume: {path} is not a readable checkpoint ({type(exc).__name__})") from None
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise DataError(f"--resume: {path} was written by an incompatible version")
+        if state["spec"] != self.problem.to_yaml():
+            raise DataError(f"--resume: {path} belongs to a different spec")
+        self.model.load_state_dict(state["model"])
+        self.coefficients.load_state_dict(state["coefficients"])
+        self.weighting.load_state_dict(state["weighting"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = state["iteration"]
+        self.seconds = state["seconds"]
+        self.lr_scale = state["lr_scale"]
+        self.recoveries = state["recoveries"]
+        self.best_loss = state["best_loss"]
+        self.best_state = state["best_state"]
+        self.last_terms = state["last_terms"]
+        self._last_checkpoint = self.seconds
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        self._truncate_log()
+
+    # -- logging -------------------------------------------------------------------------
+    def _log(self, terms: dict[str, float], total: float) -> None:
+        if self.log_path is None:
+            return
+        row: dict[str, Any] = {
+            "iteration": self.iteration,
+            "seconds": round(self.seconds, 4),
+            "lr": getattr(self, "current_lr", self.config.lr),
+            "loss": total,
+        }
+        row.update(terms)
+        row.update({f"w_{k}": v for k, v in self.weighting.weights.items()})
+        row.update({f"param_{k}": v for k, v in self.coefficients.learned().items()})
+        self._log_rows.append(row)
+        if len(self._log_rows) >= 50:
+            self._flush_log()
+
+    def _flush_log(self) -> None:
+        if self.log_path is None or not self._log_rows:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = not self.log_path.exists() or self.log_path.stat().st_size == 0
+        columns = list(self._log_rows[0])
+        if not new_file:
+            with open(self.log_path, newline="") as handle:
+                columns = next(csv.reader(handle), columns)
+        with open(self.log_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerows(self._log_rows)
+        self._log_rows = []
+
+    def _truncate_log(self) -> None:
+        """Drop log rows written after the checkpoint we resume from."""
+        if self.log_path is None or not self.log_path.exists():
+            return
+        with open(self.log_path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows:
+            return
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= self.iteration]
+        with open(self.log_path, "w", newline="") as handle:
+            csv.writer(handle).writerows(kept)
+
+
+def _finite(terms: dict[str, float], total: float) -> bool:
+    return math.isfinite(total) and all(math.isfinite(v) for v in terms.values())
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _ProgressBar:
+    """A rich progress bar with the loss terms; silent when not on a terminal."""
+
+    def __init__(self, enabled: bool, config: TrainingConfig) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task("training", total=1000)
+        self._last = 0.0
+
+    def update(self, trainer: Trainer, terms: dict[str, float]) -> None:
+        if not self.enabled or time.perf_counter() - self._last < 0.25:
+            return
+        self._last = time.perf_counter()
+        shown = "  ".join(f"{k} {v:.2e}" for k, v in list(terms.items())[:4])
+        self.bar.update(self.task, completed=1000 * trainer.progress_fraction(), description=f"it {trainer.iteration}  {shown}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -12,8 +12,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+
+try:  # typer >= 0.20 bundles its own click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer with click installed
+    from click import exceptions as click_exceptions
 
 from phycrnet.errors import PhycrnetError
 
@@ -191,10 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         app(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except click_exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        return 0
+    except typer.Abort:
         typer.echo("error: aborted", err=True)
         return 130
-    except click.exceptions.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         typer.echo(f"error: {exc.format_message()}", err=True)
         return exc.exit_code
     except PhycrnetError as exc:

@@ -26,8 +26,8 @@ class TrainingConfig(BaseModel):
 
     iterations: int | None = Field(None, ge=0)
     time_budget: float | None = Field(None, gt=0)
-    lr: float = Field(2e-3, gt=0)
-    schedule: Literal["step", "cosine", "exponential", "constant"] = "step"
+    lr: float = Field(6e-3, gt=0)
+    schedule: Literal["step", "cosine", "exponential", "constant"] = "cosine"
     lr_decay: float = Field(0.2, gt=0, le=1)
     decay_every: float = Field(0.225, gt=0, le=1)
     final_lr_ratio: float = Field(1e-2, gt=0, le=1)
@@ -86,6 +86,8 @@ class _ModelSection(BaseModel):
     decoder_kernel: int = ModelConfig.decoder_kernel
     initial_state: str = ModelConfig.initial_state
     output_scale: float = ModelConfig.output_scale
+    input_skip: bool = ModelConfig.input_skip
+    head_channels: int = ModelConfig.head_channels
 
 
 def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:

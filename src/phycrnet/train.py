@@ -92,7 +92,7 @@ class Coefficients(nn.Module):
         return result
 
     def learned(self) -> dict[str, float]:
-        return {n: float(v) for n, v in self.values().items() if n in self.raw}
+        return {n: float(v.detach()) for n, v in self.values().items() if n in self.raw}
 
 
 @dataclass
@@ -155,9 +155,9 @@ class Trainer:
         self.dt_network = problem.dt / config.substeps
         self.n_network_steps = problem.n_steps * config.substeps
         self.t_network = torch.arange(self.n_network_steps + 1, dtype=self.dtype, device=self.device) * self.dt_network
-        # Evaluate once so that lazily created weighting parameters exist for the optimiser.
-        with torch.no_grad():
-            self.weighting.combine(self.losses(self.rollout(1), 1), 0)
+        # The central time scheme needs at least two steps to form a residual.
+        self.min_window = min(self.n_network_steps, 2 if config.time_scheme == "central" else 1)
+        self._create_weighting_parameters()
         self.optimizer = torch.optim.Adam(self._trainable(), lr=config.lr)
         self.iteration = 0
         self.seconds = 0.0
@@ -169,13 +169,21 @@ class Trainer:
         self._last_checkpoint = 0.0
         self._log_rows: list[dict[str, Any]] = []
 
+    def _create_weighting_parameters(self) -> None:
+        """Lazily created weighting parameters (``uncertainty``) must exist for the optimiser."""
+        if not hasattr(self.weighting, "log_variances"):
+            return
+        with torch.no_grad():
+            n = self.min_window
+            self.weighting.combine(self.losses(self.rollout(n), n), 0)
+
     # -- model evaluation ----------------------------------------------------------------
     def _trainable(self) -> list[nn.Parameter]:
         return list(self.model.parameters()) + list(self.coefficients.parameters()) + list(self.weighting.parameters())
 
     def _constrain(self, parameters):
         def constrain(k: int, u: torch.Tensor) -> torch.Tensor:
-            t = self.t_network[k : k + 1]
+            t = torch.full((1,), k * self.dt_network, dtype=self.dtype, device=self.device)
             return self.physics.enforce(u, t, parameters)
 
         return constrain if self.physics.hard else None
@@ -234,7 +242,7 @@ class Trainer:
             return self.n_network_steps
         # Windows grow over the first half of the run; the second half trains on everything.
         stage = min(stages, 1 + int(p * 2 * stages))
-        return max(1, math.ceil(self.n_network_steps * stage / stages))
+        return max(self.min_window, math.ceil(self.n_network_steps * stage / stages))
 
     def _finished(self) -> str | None:
         cap = self.config.total_iterations()
@@ -245,8 +253,12 @@ class Trainer:
         return None
 
     # -- the loop ------------------------------------------------------------------------
-    def train(self) -> TrainingResult:
-        """Run Adam (then L-BFGS if asked) until the iteration cap or the time budget."""
+    def train(self, callback: Callable[[Trainer], None] | None = None) -> TrainingResult:
+        """Run Adam (then L-BFGS if asked) until the iteration cap or the time budget.
+
+        ``callback(trainer)``, if given, runs after every Adam iteration; its time is not
+        counted as training time (benchmarks use it to record error curves).
+        """
         bar = _ProgressBar(self.progress, self.config)
         stopped_by = self._finished()
         try:
@@ -257,6 +269,8 @@ class Trainer:
                 self.iteration += 1
                 self._after_step(terms, total)
                 bar.update(self, terms)
+                if callback is not None:
+                    callback(self)
                 stopped_by = self._finished()
             if self.config.lbfgs_fraction > 0:
                 self._lbfgs()
@@ -282,21 +296,23 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         terms = {k: float(v.detach()) for k, v in losses.items()}
         total_value = float(total.detach())
+        self.logged_parameters = self.coefficients.learned()
         if _finite(terms, total_value):
+            raw = sum(terms.values())
+            if n == self.n_network_steps and raw < self.best_loss:
+                # The parameters that produced this loss are the ones before the step.
+                self.best_loss = raw
+                self.best_state = self._snapshot()
             self.optimizer.step()
         self.current_lr = lr
         return terms, total_value
 
     def _after_step(self, terms: dict[str, float], total: float) -> None:
         raw = sum(terms.values())
-        full_window = self.window(self.progress_fraction()) == self.n_network_steps
         if not _finite(terms, total) or (self.iteration > 20 and raw > self.config.divergence_factor * self.best_loss):
             self._recover(raw)
             return
         self.last_terms = terms
-        if full_window and raw < self.best_loss:
-            self.best_loss = raw
-            self.best_state = self._snapshot()
         if self.iteration % self.config.log_every == 0 or self.iteration == 1:
             self._log(terms, total)
         if self.checkpoint_path is not None and self.seconds - self._last_checkpoint >= self.config.checkpoint_every:
@@ -388,7 +404,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "version": CHECKPOINT_VERSION,
-            "spec": self.problem.to_yaml(),
+            "spec": _problem_key(self.problem),
             "config": self.config.model_dump(mode="json"),
             "model": self.model.state_dict(),
             "coefficients": self.coefficients.state_dict(),
@@ -410,8 +426,12 @@ class Trainer:
         path = self.checkpoint_path
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.state_dict(), temporary)
-        os.replace(temporary, path)
+        try:
+            torch.save(self.state_dict(), temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         self._last_checkpoint = self.seconds
 
     def load_checkpoint(self, path: Path) -> None:
@@ -426,12 +446,16 @@ class Trainer:
             raise DataError(f"--resume: {path} is not a readable checkpoint ({type(exc).__name__})") from None
         if state.get("version") != CHECKPOINT_VERSION:
             raise DataError(f"--resume: {path} was written by an incompatible version")
-        if state["spec"] != self.problem.to_yaml():
+        if state["spec"] != _problem_key(self.problem):
             raise DataError(f"--resume: {path} belongs to a different spec")
-        self.model.load_state_dict(state["model"])
-        self.coefficients.load_state_dict(state["coefficients"])
-        self.weighting.load_state_dict(state["weighting"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.coefficients.load_state_dict(state["coefficients"])
+            self.weighting.load_state_dict(state["weighting"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"--resume: {path} does not fit this run's network or weighting ({first})") from None
         self.iteration = state["iteration"]
         self.seconds = state["seconds"]
         self.lr_scale = state["lr_scale"]
@@ -457,7 +481,7 @@ class Trainer:
         }
         row.update(terms)
         row.update({f"w_{k}": v for k, v in self.weighting.weights.items()})
-        row.update({f"param_{k}": v for k, v in self.coefficients.learned().items()})
+        row.update({f"param_{k}": v for k, v in getattr(self, "logged_parameters", self.coefficients.learned()).items()})
         self._log_rows.append(row)
         if len(self._log_rows) >= 50:
             self._flush_log()
@@ -489,6 +513,14 @@ class Trainer:
         kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= self.iteration]
         with open(self.log_path, "w", newline="") as handle:
             csv.writer(handle).writerows(kept)
+
+
+def _problem_key(problem: Problem) -> str:
+    """The parts of a spec a checkpoint depends on (not its training options or text)."""
+    import yaml
+
+    data = problem.model.model_dump(mode="json", exclude_none=True, exclude={"training", "description", "name"})
+    return yaml.safe_dump(data, sort_keys=True)
 
 
 def _finite(terms: dict[str, float], total: float) -> bool:

@@ -140,7 +140,7 @@ class LearningRateAnnealing(Weighting):
         self.lambdas: dict[str, float] = {}
 
     def combine(self, losses: Losses, step: int) -> torch.Tensor:
-        if self._gradient_norms is not None and step % self.every == 0:
+        if self._gradient_norms is not None and step % self.every == 0 and torch.is_grad_enabled():
             norms = self._gradient_norms(losses)
             reference = max((m for k, (m, _) in norms.items() if k.startswith("pde")), default=1.0)
             for name, (_, mean) in norms.items():

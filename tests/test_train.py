@@ -1,0 +1,382 @@
+"""Tests of phycrnet.train: the Trainer's loop, checkpoints, resume, divergence handling,
+weighting schemes and boundary modes, on tiny problems (see conftest.py).
+
+The Adam part of :meth:`Trainer.train` is replayed one iteration at a time by
+:func:`run_steps` so that tests can stop, checkpoint and compare between iterations.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from phycrnet.config import model_config, training_config
+from phycrnet.errors import DataError, DivergenceError, OptionsError
+from phycrnet.physics import Physics, PhysicsOptions
+from phycrnet.spec import load_spec
+from phycrnet.train import Trainer
+from phycrnet.weighting import WEIGHTINGS
+
+ALL_SCHEMES = ("adaptive", "adaptive_detached", "fixed", "uncertainty", "lr_annealing", "relobralo", "softadapt")
+
+
+def make_trainer(spec, model, *, log_path=None, checkpoint_path=None, **options) -> Trainer:
+    problem = load_spec(spec)
+    config = training_config(problem.training, {"threads": 1, **options})
+    return Trainer(problem, config, model_config(problem.network, model), log_path=log_path, checkpoint_path=checkpoint_path)
+
+
+def run_steps(trainer: Trainer, n: int) -> list[tuple[dict[str, float], float]]:
+    """``n`` Adam iterations exactly as :meth:`Trainer.train` does them; their (terms, total)."""
+    history = []
+    for _ in range(n):
+        terms, total = trainer._adam_step()
+        trainer.iteration += 1
+        trainer._after_step(terms, total)
+        history.append((terms, total))
+    return history
+
+
+def current_loss(trainer: Trainer) -> float:
+    """Unweighted sum of the loss terms of the trainer's current state (full window)."""
+    with torch.no_grad():
+        terms = trainer.losses(trainer.rollout(), trainer.n_network_steps)
+    return float(sum(float(v) for v in terms.values()))
+
+
+# --------------------------------------------------------------------------- the schedule
+
+
+def test_learning_rate_schedules(periodic_heat_spec, tiny_model):
+    options = {"lr": 1e-2, "lr_decay": 0.5, "decay_every": 0.25, "final_lr_ratio": 0.01}
+    step = make_trainer(periodic_heat_spec, tiny_model, schedule="step", **options)
+    assert step.learning_rate(0.0) == pytest.approx(1e-2)
+    assert step.learning_rate(0.3) == pytest.approx(5e-3)
+    assert step.learning_rate(0.75) == pytest.approx(1.25e-3)
+    cosine = make_trainer(periodic_heat_spec, tiny_model, schedule="cosine", **options)
+    assert cosine.learning_rate(0.0) == pytest.approx(1e-2)
+    assert cosine.learning_rate(1.0) == pytest.approx(1e-4)
+    assert 1e-4 < cosine.learning_rate(0.5) < 1e-2
+    exponential = make_trainer(periodic_heat_spec, tiny_model, schedule="exponential", **options)
+    assert exponential.learning_rate(1.0) == pytest.approx(1e-4)
+    assert exponential.learning_rate(0.5) == pytest.approx(1e-3)
+    constant = make_trainer(periodic_heat_spec, tiny_model, schedule="constant", **options)
+    assert constant.learning_rate(0.9) == pytest.approx(1e-2)
+
+
+def test_progress_counts_iterations_and_time_marching_grows_the_window(periodic_heat_spec, tiny_model):
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=10, time_marching=2)
+    assert trainer.n_network_steps == 4
+    assert trainer.progress_fraction() == 0.0
+    trainer.iteration = 5
+    assert trainer.progress_fraction() == pytest.approx(0.5)
+    windows = [trainer.window(p) for p in (0.0, 0.2, 0.3, 0.6, 1.0)]
+    assert windows[0] < trainer.n_network_steps
+    assert windows == sorted(windows)
+    assert windows[-2:] == [trainer.n_network_steps] * 2
+    plain = make_trainer(periodic_heat_spec, tiny_model, iterations=10)
+    assert plain.window(0.0) == plain.n_network_steps
+
+
+def test_substeps_refine_the_network_step_but_not_the_output(periodic_heat_spec, tiny_model):
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=2, substeps=2)
+    assert trainer.n_network_steps == 8
+    assert trainer.dt_network == pytest.approx(0.025)
+    result = trainer.train()
+    assert result.frames.shape == (5, 1, 16, 16)
+    assert np.isfinite(result.frames).all()
+
+
+# --------------------------------------------------------------------------- boundary modes
+
+
+@pytest.mark.parametrize("scheme", ["crank_nicolson", "central", "backward_euler"])
+@pytest.mark.parametrize("derivatives", ["fd2", "fd4", "spectral", "auto"])
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_losses_vanish_on_an_exact_solution(mixed_bc_spec, exact_solutions, mode, derivatives, scheme):
+    """u = x^2 + y^2 + 4kt: every stencil is exact on it, so every loss term is ~0."""
+    problem = load_spec(mixed_bc_spec)
+    physics = Physics(problem, PhysicsOptions(derivatives, mode, scheme), dtype=torch.float64)
+    exact = exact_solutions[1](problem.grid.x.points, problem.grid.y.points, problem.times)
+    frames = torch.tensor(exact).unsqueeze(1)
+    t = torch.tensor(problem.times)
+    terms = physics.losses(frames, t, problem.parameter_values())
+    sides = {f"bc_u_{side}" for side in ("left", "right", "bottom", "top")}
+    assert set(terms) == ({"pde_u"} | sides if mode == "soft" else {"pde_u"})
+    for name, value in terms.items():
+        assert float(value) < 1e-20, (name, float(value))
+
+
+def test_soft_boundary_losses_measure_the_violated_sides(mixed_bc_spec, exact_solutions):
+    """Adding a constant c breaks the Dirichlet and Robin (a=1) sides by c, not the Neumann ones."""
+    problem = load_spec(mixed_bc_spec)
+    physics = Physics(problem, PhysicsOptions("fd4", "soft"), dtype=torch.float64)
+    exact = exact_solutions[1](problem.grid.x.points, problem.grid.y.points, problem.times)
+    frames = torch.tensor(exact + 0.1).unsqueeze(1)
+    terms = physics.losses(frames, torch.tensor(problem.times), problem.parameter_values())
+    assert float(terms["bc_u_left"]) == pytest.approx(0.01, rel=1e-9)
+    assert float(terms["bc_u_bottom"]) == pytest.approx(0.01, rel=1e-9)
+    assert float(terms["bc_u_right"]) < 1e-20
+    assert float(terms["bc_u_top"]) < 1e-20
+    assert float(terms["pde_u"]) < 1e-20
+
+
+def test_soft_mode_trains_with_boundary_terms(mixed_bc_spec, tiny_model):
+    trainer = make_trainer(mixed_bc_spec, tiny_model, iterations=4, boundary="soft")
+    result = trainer.train()
+    assert set(result.loss_terms) == {"pde_u", "bc_u_left", "bc_u_right", "bc_u_bottom", "bc_u_top"}
+    assert all(math.isfinite(v) for v in result.loss_terms.values())
+    assert result.frames.shape == (5, 1, 12, 16)
+    assert np.isfinite(result.frames).all()
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 1e-6)])
+def test_hard_mode_imposes_dirichlet_values_exactly(mixed_bc_spec, tiny_model, exact_solutions, dtype, tolerance):
+    trainer = make_trainer(mixed_bc_spec, tiny_model, iterations=4, boundary="hard", dtype=dtype)
+    result = trainer.train()
+    assert set(result.loss_terms) == {"pde_u"}
+    assert math.isfinite(result.loss_terms["pde_u"])
+    frames = result.frames[:, 0]
+    assert np.isfinite(frames).all()
+    problem = trainer.problem
+    exact = exact_solutions[1](problem.grid.x.points, problem.grid.y.points, problem.times)
+    # The left side is Dirichlet: its nodes hold g(y, t) = y^2 + 4kt at every frame.
+    np.testing.assert_allclose(frames[:, :, 0], exact[:, :, 0], rtol=0, atol=tolerance)
+    # The other sides are not overwritten: the network's values stay there.
+    assert not np.allclose(frames[1:, :, -1], exact[1:, :, -1], rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"weighting": "uncertainty"},
+        {"derivatives": "spectral"},
+        {"time_marching": 4},
+    ],
+    ids=["uncertainty", "spectral", "time_marching"],
+)
+def test_central_time_scheme_trains(periodic_heat_spec, tiny_model, options):
+    """The central residual needs two steps: no warm-up or window may give it fewer."""
+    spec = dict(periodic_heat_spec, time={"t_end": 0.15, "dt": 0.05})
+    options = {"derivatives": "fd4", **options}
+    trainer = make_trainer(spec, tiny_model, iterations=4, time_scheme="central", **options)
+    result = trainer.train()
+    assert result.iterations == 4
+    assert all(math.isfinite(v) for v in result.loss_terms.values())
+    assert np.isfinite(result.frames).all()
+
+
+# --------------------------------------------------------------------------- weighting
+
+
+@pytest.mark.parametrize(
+    "scheme, options",
+    [(name, {}) for name in ALL_SCHEMES] + [("lr_annealing", {"every": 2}), ("fixed", {"weights": {"bc": 10.0}})],
+    ids=[*ALL_SCHEMES, "lr_annealing-every2", "fixed-weights"],
+)
+def test_every_weighting_scheme_trains(tmp_path, mixed_bc_spec, tiny_model, scheme, options):
+    log = tmp_path / "log.csv"
+    trainer = make_trainer(mixed_bc_spec, tiny_model, log_path=log, iterations=4, log_every=1, weighting=scheme, weighting_options=options)
+    result = trainer.train()
+    assert result.iterations == 4
+    assert all(math.isfinite(v) for v in result.loss_terms.values())
+    weights = trainer.weighting.weights
+    assert set(weights) == set(result.loss_terms)
+    assert all(math.isfinite(w) and w > 0 for w in weights.values()), weights
+    with open(log, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    for row in rows:
+        for name in result.loss_terms:
+            assert math.isfinite(float(row[name]))
+            assert math.isfinite(float(row[f"w_{name}"]))
+        assert math.isfinite(float(row["loss"]))
+
+
+def test_fixed_weights_by_name_and_prefix(mixed_bc_spec, tiny_model):
+    trainer = make_trainer(
+        mixed_bc_spec, tiny_model, iterations=1, weighting="fixed", weighting_options={"weights": {"bc": 10.0, "bc_u_top": 3.0}}
+    )
+    trainer.train()
+    assert trainer.weighting.weights == {
+        "pde_u": 1.0,
+        "bc_u_left": 10.0,
+        "bc_u_right": 10.0,
+        "bc_u_bottom": 10.0,
+        "bc_u_top": 3.0,
+    }
+
+
+def test_every_listed_scheme_is_registered():
+    assert set(ALL_SCHEMES) <= set(WEIGHTINGS)
+
+
+def test_unknown_weighting_scheme_or_option_is_an_options_error(mixed_bc_spec, tiny_model):
+    with pytest.raises(OptionsError, match="nope"):
+        make_trainer(mixed_bc_spec, tiny_model, weighting="nope")
+    with pytest.raises(OptionsError, match="bogus"):
+        make_trainer(mixed_bc_spec, tiny_model, weighting="adaptive", weighting_options={"bogus": 1})
+
+
+# --------------------------------------------------------------------------- checkpoints and resume
+
+
+@pytest.mark.parametrize("weighting", ["adaptive", "relobralo", "uncertainty", "softadapt"])
+def test_resumed_trainer_continues_exactly(tmp_path, mixed_bc_spec, tiny_model, weighting):
+    """A fresh Trainer loaded from the checkpoint at iteration K repeats K+1, K+2, K+3.
+
+    The step schedule over a 10-iteration cap decays the learning rate inside this window,
+    so the schedule, the optimiser moments and the weighting state must all be restored.
+    """
+    options = {"iterations": 10, "lr": 5e-3, "schedule": "step", "weighting": weighting}
+    checkpoint = tmp_path / "run.ckpt.pt"
+    first = make_trainer(mixed_bc_spec, tiny_model, checkpoint_path=checkpoint, **options)
+    run_steps(first, 4)
+    first.save_checkpoint()
+    expected = run_steps(first, 3)
+    expected_lr = first.current_lr
+
+    second = make_trainer(mixed_bc_spec, tiny_model, checkpoint_path=checkpoint, **options)
+    second.load_checkpoint(checkpoint)
+    assert second.iteration == 4
+    got = run_steps(second, 3)
+    for (terms_a, total_a), (terms_b, total_b) in zip(expected, got):
+        assert total_b == pytest.approx(total_a, rel=1e-6)
+        assert terms_b == pytest.approx(terms_a, rel=1e-6)
+    assert second.current_lr == pytest.approx(expected_lr, rel=1e-12)
+    assert second.weighting.weights == pytest.approx(first.weighting.weights, rel=1e-6)
+    for a, b in zip(first.model.parameters(), second.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_checkpoint_is_written_without_leftover_files(tmp_path, periodic_heat_spec, tiny_model):
+    checkpoint = tmp_path / "run.ckpt.pt"
+    trainer = make_trainer(periodic_heat_spec, tiny_model, checkpoint_path=checkpoint)
+    run_steps(trainer, 2)
+    trainer.save_checkpoint()
+    run_steps(trainer, 1)
+    trainer.save_checkpoint()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt.pt"]
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["iteration"] == 3
+
+
+def test_failed_checkpoint_write_keeps_the_old_checkpoint_and_no_temporary(tmp_path, periodic_heat_spec, tiny_model, monkeypatch):
+    checkpoint = tmp_path / "run.ckpt.pt"
+    trainer = make_trainer(periodic_heat_spec, tiny_model, checkpoint_path=checkpoint)
+    run_steps(trainer, 1)
+    trainer.save_checkpoint()
+    before = checkpoint.read_bytes()
+
+    def failing_save(obj, f, *args, **kwargs):
+        with open(f, "wb") as handle:
+            handle.write(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    run_steps(trainer, 1)
+    with pytest.raises(OSError):
+        trainer.save_checkpoint()
+    assert checkpoint.read_bytes() == before
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "run.ckpt.pt")
+    assert leftovers == [], f"temporary files left behind: {leftovers}"
+
+
+def test_checkpoint_of_another_spec_is_a_data_error(tmp_path, mixed_bc_spec, tiny_model):
+    checkpoint = tmp_path / "run.ckpt.pt"
+    trainer = make_trainer(mixed_bc_spec, tiny_model, checkpoint_path=checkpoint)
+    run_steps(trainer, 1)
+    trainer.save_checkpoint()
+    other = dict(mixed_bc_spec, parameters={"k": 0.06})
+    with pytest.raises(DataError, match="different spec"):
+        make_trainer(other, tiny_model).load_checkpoint(checkpoint)
+
+
+def test_missing_or_corrupt_checkpoint_is_a_data_error(tmp_path, periodic_heat_spec, tiny_model):
+    trainer = make_trainer(periodic_heat_spec, tiny_model)
+    with pytest.raises(DataError, match="no checkpoint"):
+        trainer.load_checkpoint(tmp_path / "absent.ckpt.pt")
+    corrupt = tmp_path / "corrupt.ckpt.pt"
+    corrupt.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(DataError) as info:
+        trainer.load_checkpoint(corrupt)
+    assert "\n" not in str(info.value)
+
+
+def test_resume_truncates_log_rows_written_after_the_checkpoint(tmp_path, periodic_heat_spec, tiny_model):
+    log, checkpoint = tmp_path / "log.csv", tmp_path / "run.ckpt.pt"
+    first = make_trainer(periodic_heat_spec, tiny_model, log_path=log, checkpoint_path=checkpoint, log_every=1)
+    run_steps(first, 3)
+    first.save_checkpoint()
+    run_steps(first, 3)
+    first._flush_log()
+    second = make_trainer(periodic_heat_spec, tiny_model, log_path=log, checkpoint_path=checkpoint, log_every=1)
+    second.load_checkpoint(checkpoint)
+    run_steps(second, 2)
+    second._flush_log()
+    with open(log, newline="") as handle:
+        iterations = [int(r["iteration"]) for r in csv.DictReader(handle)]
+    assert iterations == [1, 2, 3, 4, 5]
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def test_exploding_learning_rate_raises_divergence_error(periodic_heat_spec, tiny_model):
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=60, lr=1e6, schedule="constant")
+    with pytest.raises(DivergenceError) as info:
+        trainer.train()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "diverged" in message
+    assert trainer.recoveries == trainer.config.max_recoveries
+    assert info.value.exit_code == 3
+
+
+def test_non_finite_loss_without_a_good_state_raises_at_once(periodic_heat_spec, tiny_model):
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=10)
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    with pytest.raises(DivergenceError):
+        trainer.train()
+    assert trainer.iteration == 1
+
+
+def test_recovery_restores_the_state_that_had_the_best_loss(periodic_heat_spec, tiny_model):
+    """After a blow-up the trainer must go back to the parameters whose loss was best_loss.
+
+    One Adam step with a huge learning rate ruins the parameters; the next iteration sees
+    the exploded loss and recovers. The restored state must not be the ruined one.
+    """
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=100, lr=5e-3, schedule="constant", max_recoveries=5)
+    run_steps(trainer, 22)
+    trainer.lr_scale = 1e7
+    run_steps(trainer, 1)
+    run_steps(trainer, 1)
+    assert trainer.recoveries == 1
+    assert math.isfinite(trainer.best_loss)
+    assert current_loss(trainer) == pytest.approx(trainer.best_loss, rel=1e-5)
+
+
+def test_result_reports_the_losses_of_the_best_state(periodic_heat_spec, tiny_model):
+    """The returned frames come from the restored best state; their losses are best_loss."""
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=5, lr=5e-3, schedule="constant")
+    result = trainer.train()
+    assert sum(result.loss_terms.values()) == pytest.approx(result.best_loss, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- learnable coefficients
+
+
+def test_learnable_coefficient_is_trained_and_bounded(periodic_heat_spec, tiny_model):
+    spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True, "bounds": [0.01, 0.1]}})
+    trainer = make_trainer(spec, tiny_model, iterations=5, lr=1e-2)
+    assert trainer.coefficients.learned()["k"] == pytest.approx(0.05, rel=1e-5)
+    result = trainer.train()
+    assert set(result.parameters) == {"k"}
+    assert 0.01 < result.parameters["k"] < 0.1
+    assert result.parameters["k"] != pytest.approx(0.05, rel=1e-7)

@@ -199,7 +199,7 @@ def test_every_weighting_scheme_trains(tmp_path, mixed_bc_spec, tiny_model, sche
 
 def test_fixed_weights_by_name_and_prefix(mixed_bc_spec, tiny_model):
     trainer = make_trainer(
-        mixed_bc_spec, tiny_model, iterations=1, weighting="fixed", weighting_options={"weights": {"bc": 10.0, "bc_u_top": 3.0}}
+        mixed_bc_spec, tiny_model, iterations=1, boundary="soft", weighting="fixed", weighting_options={"weights": {"bc": 10.0, "bc_u_top": 3.0}}
     )
     trainer.train()
     assert trainer.weighting.weights == {

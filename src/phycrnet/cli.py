@@ -19,7 +19,7 @@ try:  # typer >= 0.20 bundles its own click
 except ImportError:  # pragma: no cover - older typer with click installed
     from click import exceptions as click_exceptions
 
-from phycrnet.errors import PhycrnetError
+from phycrnet.errors import OptionsError, PhycrnetError
 
 app = typer.Typer(
     add_completion=False,
@@ -78,7 +78,7 @@ def show(case: str = typer.Argument(..., help="Catalog case name.")) -> None:
     try:
         typer.echo(catalog.case_text(case), nl=False)
     except KeyError as exc:
-        raise PhycrnetError(str(exc.args[0]) if exc.args else f"unknown case {case!r}") from None
+        raise OptionsError(str(exc.args[0]) if exc.args else f"unknown case {case!r}") from None
 
 
 # --------------------------------------------------------------------------- solvers

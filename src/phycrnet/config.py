@@ -31,10 +31,10 @@ class TrainingConfig(BaseModel):
     lr_decay: float = Field(0.2, gt=0, le=1)
     decay_every: float = Field(0.225, gt=0, le=1)
     final_lr_ratio: float = Field(1e-2, gt=0, le=1)
-    weighting: str = "adaptive"
+    weighting: str = "fixed"
     weighting_options: dict[str, Any] = Field(default_factory=dict)
     derivatives: Literal["auto", "fd2", "fd4", "spectral"] = "auto"
-    boundary: Literal["soft", "hard"] = "soft"
+    boundary: Literal["soft", "hard"] = "hard"
     time_scheme: Literal["crank_nicolson", "central", "backward_euler"] = "crank_nicolson"
     bc_accuracy: int | None = Field(None, ge=1, le=4)
     substeps: int = Field(1, ge=1)

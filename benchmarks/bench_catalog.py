@@ -50,15 +50,19 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--options", default="{}", help="JSON training overrides")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the table from the cached results")
     args = parser.parse_args()
     names = args.cases or catalog.list_cases()
     results_path = CACHE / f"catalog_{int(args.budget)}s.json"
     CACHE.mkdir(exist_ok=True)
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for name in names:
-        results[name] = run_case(name, args.budget, args.threads, json.loads(args.options))
+    for name in [] if args.table_only else names:
+        result = run_case(name, args.budget, args.threads, json.loads(args.options))
+        # Re-read before writing: several runs of this script may share the file.
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+        results[name] = result
         results_path.write_text(json.dumps(results, indent=1))
-        print(json.dumps(results[name]), flush=True)
+        print(json.dumps(result), flush=True)
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     rows = [
         "| case | rel L2 (per field) | mean | soft-BC target ≤ 5e-3 | iterations | train s | reference est. error |",
         "|---|---|---|---|---|---|---|",

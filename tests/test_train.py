@@ -94,7 +94,7 @@ def test_substeps_refine_the_network_step_but_not_the_output(periodic_heat_spec,
 # --------------------------------------------------------------------------- boundary modes
 
 
-@pytest.mark.parametrize("scheme", ["crank_nicolson", "central", "backward_euler"])
+@pytest.mark.parametrize("scheme", ["crank_nicolson", "bdf2", "central", "backward_euler"])
 @pytest.mark.parametrize("derivatives", ["fd2", "fd4", "spectral", "auto"])
 @pytest.mark.parametrize("mode", ["soft", "hard"])
 def test_losses_vanish_on_an_exact_solution(mixed_bc_spec, exact_solutions, mode, derivatives, scheme):

@@ -46,36 +46,37 @@ def discrete_solution(
     dt = problem.dt / substeps
     u = torch.as_tensor(problem.initial_values(), dtype=torch.float64)
     u = physics.enforce(u.unsqueeze(0), torch.zeros(1, dtype=torch.float64), parameters)[0]
-    frames = [u]
+    history = [u]
     for k in range(problem.n_steps * substeps):
-        times = torch.tensor([k * dt, (k + 1) * dt], dtype=torch.float64)
-        u = _solve_step(physics, u, times, parameters, max_iterations, tolerance)
-        if (k + 1) % substeps == 0:
-            frames.append(u)
-    return torch.stack(frames).numpy()
+        window = history[-2:] if options.time_scheme == "bdf2" else history[-1:]
+        times = dt * torch.arange(k + 1 - len(window), k + 2, dtype=torch.float64)
+        history.append(_solve_step(physics, window, times, parameters, max_iterations, tolerance))
+    return torch.stack(history[::substeps]).numpy()
 
 
-def _step_residual(physics: Physics, previous: torch.Tensor, times: torch.Tensor, parameters) -> Any:
+def _step_residual(physics: Physics, window: list[torch.Tensor], times: torch.Tensor, parameters) -> Any:
+    previous = window[-1]
     shape = previous.shape
     dirichlet = ~physics.pde_mask if physics.hard else None
 
     def residual(flat: torch.Tensor) -> torch.Tensor:
         current = flat.view(shape)
-        frames = torch.stack([previous, current])
-        pde = physics.pde_residual(frames, times, parameters)[0]
+        frames = torch.stack([*window, current])
+        pde = physics.pde_residual(frames, times, parameters)[-1]
         parts = [pde[c][physics.pde_mask[c]] for c in range(shape[0])]
         if physics.hard:
             enforced = physics.enforce(current.unsqueeze(0), times[1:], parameters)[0]
             parts.append((current - enforced)[dirichlet])
         else:
-            parts += [r[1].reshape(-1) for r in physics.boundary_residuals(frames, times, parameters).values()]
+            parts += [r[-1].reshape(-1) for r in physics.boundary_residuals(frames, times, parameters).values()]
         return torch.cat(parts)
 
     return residual
 
 
-def _solve_step(physics, previous, times, parameters, max_iterations, tolerance) -> torch.Tensor:
-    residual = _step_residual(physics, previous, times, parameters)
+def _solve_step(physics, window, times, parameters, max_iterations, tolerance) -> torch.Tensor:
+    previous = window[-1]
+    residual = _step_residual(physics, window, times, parameters)
     jacobian = jacrev(residual)
     guess = previous.reshape(-1).clone()
     for _ in range(max_iterations):

@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--options", default="{}", help="JSON training overrides")
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from the cached results")
+    parser.add_argument("--note", default="", help="text stating how the runs were made (load, threads)")
     args = parser.parse_args()
     names = args.cases or catalog.list_cases()
     results_path = CACHE / f"catalog_{int(args.budget)}s.json"
@@ -72,10 +73,19 @@ def main() -> None:
         per_field = ", ".join(f"{f} {v:.2e}" for f, v in r["fields"].items())
         target = ("met" if r["mean"] <= SOFT_TARGET else "**missed**") if r["soft"] else "–"
         rows.append(f"| {name} | {per_field} | {r['mean']:.2e} | {target} | {r['iterations']} | {r['seconds']:.0f} | {r['reference_error']:.1e} |")
-    command = "python benchmarks/bench_catalog.py " + " ".join(sys.argv[1:])
+    arguments = sys.argv[1:]
+    if "--note" in arguments:
+        index = arguments.index("--note")
+        arguments = arguments[:index] + arguments[index + 2 :]
+    command = "python benchmarks/bench_catalog.py " + " ".join(arguments)
     write_section(
         f"catalog_{int(args.budget)}s",
-        f"## Every catalog case, {args.budget:g} s of training, default settings\n\n" + stamp(command) + "\n" + "\n".join(rows) + "\n",
+        f"## Every catalog case, {args.budget:g} s of training, default settings\n\n"
+        + stamp(command)
+        + (f"\n{args.note}\n" if args.note else "")
+        + "\n"
+        + "\n".join(rows)
+        + "\n",
     )
 
 

@@ -305,3 +305,27 @@ def test_divergence_does_not_replace_an_existing_output(tmp_path, periodic_heat_
     with pytest.raises(DivergenceError):
         solve(periodic_heat_spec, out=out, iterations=60, lr=1e6, schedule="constant", model=tiny_model, threads=1)
     assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("extra", [{"shuffle_channels": 4}, {"input_skip": False}, {"head_channels": 4}])
+def test_model_options_change_the_network_and_train(periodic_heat_spec, tiny_model, extra):
+    """Decoder options build the layers they name and still produce finite frames of the
+    grid's shape; a bad value is a one-line error naming the key."""
+    from phycrnet.model import PhyCRNet
+    from phycrnet.config import model_config
+
+    config = model_config(None, {**tiny_model, **extra})
+    network = PhyCRNet(1, (16, 16), (True, True), config)
+    if extra.get("shuffle_channels"):
+        assert network.project is not None and network.project.out_channels == 4 * config.upscale**2
+    if extra.get("head_channels"):
+        assert network.hidden_head is not None
+    dataset = solve(periodic_heat_spec, iterations=3, threads=1, model={**tiny_model, **extra})
+    assert np.isfinite(dataset["u"].values).all() and dataset["u"].shape[1:] == (16, 16)
+
+
+def test_negative_shuffle_channels_is_rejected(tiny_model):
+    from phycrnet.config import model_config
+
+    with pytest.raises(OptionsError, match="shuffle_channels"):
+        model_config(None, {**tiny_model, "shuffle_channels": -1})

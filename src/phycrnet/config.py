@@ -88,6 +88,7 @@ class _ModelSection(BaseModel):
     output_scale: float = ModelConfig.output_scale
     input_skip: bool = ModelConfig.input_skip
     head_channels: int = ModelConfig.head_channels
+    shuffle_channels: int = ModelConfig.shuffle_channels
 
 
 def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:

@@ -44,6 +44,9 @@ class ModelConfig:
     #: output convolution). Lets the decoder form local nonlinear updates directly.
     input_skip: bool = True
     head_channels: int = 0
+    #: Channels per pixel after the pixel shuffle (0: lstm_channels / upscale**2, the
+    #: paper's). A 1x1 convolution at the coarse resolution provides them when they differ.
+    shuffle_channels: int = 0
 
     def __post_init__(self) -> None:
         if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):
@@ -52,8 +55,8 @@ class ModelConfig:
             raise OptionsError("model.lstm_channels: must be positive")
         if self.lstm_kernel % 2 == 0 or self.decoder_kernel % 2 == 0:
             raise OptionsError("model: lstm_kernel and decoder_kernel must be odd")
-        if self.head_channels < 0:
-            raise OptionsError("model.head_channels: must be >= 0")
+        if self.head_channels < 0 or self.shuffle_channels < 0:
+            raise OptionsError("model: head_channels and shuffle_channels must be >= 0")
         if self.initial_state not in ("learned", "zeros", "random"):
             raise OptionsError("model.initial_state: choose learned, zeros or random")
 
@@ -146,11 +149,11 @@ class PhyCRNet(nn.Module):
         )
         self.lstm = ConvLSTMCell(channels[-1], config.lstm_channels, config.lstm_kernel, periodic)
         factor = config.upscale
-        shuffled = config.lstm_channels // factor**2
+        shuffled = config.shuffle_channels or config.lstm_channels // factor**2
         if shuffled < 1:
             raise OptionsError(f"model.lstm_channels: {config.lstm_channels} is fewer than the {factor**2} a pixel shuffle by {factor} needs")
         self.project = None
-        if config.lstm_channels % factor**2:
+        if shuffled * factor**2 != config.lstm_channels:
             self.project = nn.Conv2d(config.lstm_channels, shuffled * factor**2, 1)
         self.shuffle = nn.PixelShuffle(factor)
         head_in = shuffled + (n_fields if config.input_skip else 0)

@@ -325,9 +325,11 @@ def _describe_validation_error(exc: ValidationError) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    tags = {"float", "str", "int", "ParameterModel", "FileInitialModel", "RandomInitialModel",
-            "literal['periodic']", "dict[str,SideModel]", "function-after[_ordered(), ParameterModel]"}
-    return isinstance(part, str) and (part in tags or part.startswith(("literal[", "dict[", "function-")))
+    """Pydantic names the member of a union it tried in error locations; those are not keys."""
+    if not isinstance(part, str):
+        return False
+    members = {"float", "str", "int", "ParameterModel", "FileInitialModel", "RandomInitialModel", "SideModel"}
+    return part in members or part.startswith(("literal[", "dict[", "function-"))
 
 
 def _compile_grid(model: SpecModel) -> Grid:

@@ -259,7 +259,7 @@ class Trainer:
         ``callback(trainer)``, if given, runs after every Adam iteration; its time is not
         counted as training time (benchmarks use it to record error curves).
         """
-        bar = _ProgressBar(self.progress, self.config)
+        bar = _ProgressBar(self.progress)
         stopped_by = self._finished()
         try:
             while stopped_by is None:
@@ -536,7 +536,7 @@ def _seed_everything(seed: int) -> None:
 class _ProgressBar:
     """A rich progress bar with the loss terms; silent when not on a terminal."""
 
-    def __init__(self, enabled: bool, config: TrainingConfig) -> None:
+    def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.bar = None
         if not self.enabled:

@@ -102,3 +102,12 @@ def mixed_bc_spec() -> dict:
 def exact_solutions():
     """``(periodic_exact, mixed_exact)``: the exact solutions of the two tiny specs."""
     return periodic_exact, mixed_exact
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's tests with one torch thread, restoring the setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -29,13 +29,8 @@ from phycrnet.operators import Derivatives
 from phycrnet.physics import Physics, PhysicsOptions
 from phycrnet.spec import load_spec
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """The tensors here are tiny: intra-op threads only add overhead (and contention)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# The tensors here are tiny: intra-op threads only add overhead (and contention).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 X, Y, T = sp.symbols("x y t")

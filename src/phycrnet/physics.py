@@ -108,6 +108,7 @@ class Physics:
             f: GhostPadding(self.sides[f], problem.grid, accuracy, self.derivatives.halo) for f in problem.fields
         }
         self.pde_mask = self._pde_mask()
+        self._boundary_cache: dict[tuple, torch.Tensor] = {}
 
     # -- state constraints ---------------------------------------------------------------
     def enforce(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
@@ -122,10 +123,24 @@ class Physics:
             u = frames[:, c]
             for side, condition in self.sides[name].items():
                 if condition.kind == "dirichlet":
-                    g = boundary_data(condition, self.problem.grid, side, t, parameters)
-                    u = apply_dirichlet(u, side, g)
+                    u = apply_dirichlet(u, side, self.boundary_values(name, side, t, parameters))
             channels.append(u)
         return torch.stack(channels, dim=1)
+
+    def boundary_values(self, field: str, side: str, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
+        """``g`` of ``field`` on ``side`` at times ``t``: ``(T, n_along)``.
+
+        Values that do not depend on a learnable (tensor) parameter are computed once per
+        set of times and reused: the rollout asks for them at every step.
+        """
+        condition = self.sides[field][side]
+        names = {symbol.name for symbol in condition.value.free_symbols}
+        if any(isinstance(parameters.get(n), torch.Tensor) for n in names):
+            return boundary_data(condition, self.problem.grid, side, t, parameters)
+        key = (field, side, t.dtype, t.device, tuple(t.tolist()))
+        if key not in self._boundary_cache:
+            self._boundary_cache[key] = boundary_data(condition, self.problem.grid, side, t, parameters)
+        return self._boundary_cache[key]
 
     # -- right-hand side -------------------------------------------------------------------
     def rhs(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
@@ -170,7 +185,7 @@ class Physics:
             u = frames[:, self.problem.fields.index(field)]
             low, high = ("left", "right") if axis == 0 else ("bottom", "top")
             data = {
-                side: boundary_data(self.sides[field][side], grid, side, t, parameters) for side in (low, high)
+                side: self.boundary_values(field, side, t, parameters) for side in (low, high)
             }
             cache[key] = self.padding[field].pad(u, axis, data)
         return self.derivatives.derivative(cache[key], axis, order, padded=True)
@@ -208,7 +223,7 @@ class Physics:
         residuals = {}
         for c, name in enumerate(self.problem.fields):
             for side, condition in self.sides[name].items():
-                g = boundary_data(condition, self.problem.grid, side, t, parameters)
+                g = self.boundary_values(name, side, t, parameters)
                 residuals[f"bc_{name}_{side}"] = boundary_residual(
                     frames[:, c], condition, side, g, self.derivatives, self.bc_accuracy
                 )

@@ -166,6 +166,8 @@ class Trainer:
         self.best_loss = math.inf
         self.best_state: dict[str, Any] | None = None
         self.last_terms: dict[str, float] = {}
+        self.current_lr = config.lr
+        self.logged_parameters = self.coefficients.learned()
         self._last_checkpoint = 0.0
         self._log_rows: list[dict[str, Any]] = []
 
@@ -476,12 +478,12 @@ class Trainer:
         row: dict[str, Any] = {
             "iteration": self.iteration,
             "seconds": round(self.seconds, 4),
-            "lr": getattr(self, "current_lr", self.config.lr),
+            "lr": self.current_lr,
             "loss": total,
         }
         row.update(terms)
         row.update({f"w_{k}": v for k, v in self.weighting.weights.items()})
-        row.update({f"param_{k}": v for k, v in getattr(self, "logged_parameters", self.coefficients.learned()).items()})
+        row.update({f"param_{k}": v for k, v in self.logged_parameters.items()})
         self._log_rows.append(row)
         if len(self._log_rows) >= 50:
             self._flush_log()

@@ -125,6 +125,11 @@ def solve(
     time_scheme: Optional[str] = typer.Option(None, help="crank_nicolson, bdf2, central or backward_euler."),
     schedule: Optional[str] = typer.Option(None, help="step, cosine, exponential or constant."),
     lbfgs_fraction: Optional[float] = typer.Option(None, help="Share of the budget for an L-BFGS finish."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Observations CSV (t,x,y,<field>...) to fit alongside the physics."),
+    data_weight: Optional[float] = typer.Option(None, help="Weight of the data misfit terms (default 1)."),
+    drop_outside_time: bool = typer.Option(
+        False, "--drop-outside-time", help="Leave out observations after t_end instead of failing."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train PhyCRNet on a problem and write its solution."""
@@ -147,6 +152,9 @@ def solve(
         time_scheme=time_scheme,
         schedule=schedule,
         lbfgs_fraction=lbfgs_fraction,
+        data=data,
+        data_weight=data_weight,
+        drop_outside_time=drop_outside_time,
     )
     attrs = dataset.attrs
     losses = json.loads(attrs.get("loss_terms", "{}"))
@@ -169,6 +177,30 @@ def evaluate(
 
     report = compute(read_solution(pred), read_solution(ref))
     typer.echo(json.dumps(report, indent=2))
+
+
+@app.command()
+def sample(
+    file: Path = typer.Argument(..., help="Solution netCDF to draw from."),
+    out: Path = typer.Option(..., "--out", "-o", help="Observations CSV to write."),
+    fraction: float = typer.Option(..., help="Share of the space-time points to keep, in (0, 1]."),
+    noise: float = typer.Option(0.0, help="Gaussian noise, relative to each field's standard deviation."),
+    seed: int = typer.Option(0, help="Random seed."),
+    fields: Optional[str] = typer.Option(None, help="Comma-separated fields to observe (default: all)."),
+    t_max: Optional[float] = typer.Option(None, help="Only frames up to this time."),
+    off_grid: bool = typer.Option(False, "--off-grid", help="Uniform random points between the nodes (interpolated)."),
+) -> None:
+    """Draw sparse noisy observations from a solution."""
+    from phycrnet.io import read_solution
+    from phycrnet.observations import sample_observations, write_observations
+
+    dataset = read_solution(file)
+    names = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    observations = sample_observations(
+        dataset, fraction=fraction, noise=noise, seed=seed, fields=names, t_max=t_max, off_grid=off_grid
+    )
+    write_observations(observations, out)
+    _say(f"wrote {out}: {len(observations)} points of {', '.join(observations.fields)}, noise {noise:g}")
 
 
 @app.command()

@@ -42,6 +42,8 @@ class TrainingConfig(BaseModel):
     causal: float = Field(0.0, ge=0)
     lbfgs_fraction: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
+    data_weight: float = Field(1.0, gt=0)
+    coefficient_lr_factor: float = Field(5.0, gt=0)
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
     device: str = "auto"

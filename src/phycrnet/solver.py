@@ -46,6 +46,8 @@ def solve(
     log: str | Path | None = None,
     checkpoint: str | Path | None = None,
     extra_losses=None,
+    data: Any = None,
+    drop_outside_time: bool = False,
     model: Mapping[str, Any] | None = None,
     **training: Any,
 ) -> xr.Dataset:
@@ -61,6 +63,11 @@ def solve(
             are marked by the ``extrapolated`` coordinate.
         progress: show a progress bar.
         log, checkpoint: override the default paths.
+        extra_losses: ``f(frames, t, parameters) -> {name: loss}`` added to the physics terms.
+        data: observations (CSV path, DataFrame or :class:`~phycrnet.observations.Observations`);
+            their misfit joins the loss as ``data_<field>`` terms, scaled by the training
+            option ``data_weight``.
+        drop_outside_time: leave out observations later than ``t_end`` instead of failing.
         model: overrides of the spec's ``model:`` section.
         **training: overrides of the spec's ``training:`` section (``lr``, ``weighting``, ...).
 
@@ -79,6 +86,7 @@ def solve(
         raise OptionsError(f"--extrapolate: {extrapolate} must be later than t_end = {problem.t_end}")
     if not resume and log_path is not None and log_path.exists():
         log_path.unlink()
+    data_loss = _data_loss(data, problem, config.data_weight, drop_outside_time)
     trainer = Trainer(
         problem,
         config,
@@ -86,7 +94,7 @@ def solve(
         log_path=log_path,
         checkpoint_path=checkpoint_path,
         progress=progress,
-        extra_losses=extra_losses,
+        extra_losses=_combined(extra_losses, data_loss),
     )
     if resume:
         trainer.load_checkpoint(checkpoint_path)
@@ -98,10 +106,57 @@ def solve(
         times = problem.dt * np.arange(frames.shape[0])
         extrapolated = (np.arange(frames.shape[0]) > problem.n_steps).astype(np.int8)
     dataset = _dataset(problem, config, trainer, result, frames, times)
+    if data_loss is not None:
+        dataset.attrs.update(_data_summary(data_loss, frames, times))
     dataset = dataset.assign_coords(extrapolated=("t", extrapolated))
     if out_path is not None:
         write_solution(dataset, out_path)
     return dataset
+
+
+def _data_loss(data: Any, problem: Problem, weight: float, drop_outside_time: bool):
+    """The data-misfit term for ``data`` (``None`` without observations)."""
+    if data is None:
+        return None
+    from phycrnet.observations import DataLoss, Observations, read_observations
+
+    if isinstance(data, Observations):
+        observations = read_observations(data.to_frame(), problem, drop_outside_time=drop_outside_time)
+    else:
+        observations = read_observations(data, problem, drop_outside_time=drop_outside_time)
+    return DataLoss(observations, problem, weight=weight)
+
+
+def _combined(*hooks):
+    """One ``extra_losses`` hook from several (``None`` entries skipped)."""
+    active = [h for h in hooks if h is not None]
+    if not active:
+        return None
+    if len(active) == 1:
+        return active[0]
+
+    def combined(frames, t, parameters):
+        terms = {}
+        for hook in active:
+            terms.update(hook(frames, t, parameters))
+        return terms
+
+    return combined
+
+
+def _data_summary(data_loss, frames: np.ndarray, times: np.ndarray) -> dict[str, Any]:
+    """Attributes describing the observations and the final misfit (RMS, per field)."""
+    observations = data_loss.observations
+    predicted = data_loss.predict(frames, times)
+    rms = {}
+    for field, values in predicted.items():
+        inside = np.isfinite(values)
+        rms[field] = float(np.sqrt(np.mean((values[inside] - observations.values[field][inside]) ** 2)))
+    return {
+        "observations": len(observations),
+        "observations_source": observations.source,
+        "data_misfit_rms": json.dumps(rms),
+    }
 
 
 def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult, frames: np.ndarray, times: np.ndarray) -> xr.Dataset:

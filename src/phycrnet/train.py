@@ -67,17 +67,21 @@ class Coefficients(nn.Module):
     """The problem's parameters: learnable ones as tensors, the rest as floats.
 
     A learnable parameter with bounds ``[lo, hi]`` is ``lo + (hi - lo) * sigmoid(theta)``;
-    without bounds it is ``theta`` itself.
+    without bounds it is ``init + scale * theta`` with ``scale = |init|`` (1 when init is 0),
+    so that Adam's steps, about ``lr`` in theta, change it by a fraction of its own size
+    whatever its magnitude (an eps of 1e-3 would otherwise jump by lr per step).
     """
 
     def __init__(self, problem: Problem, dtype: torch.dtype) -> None:
         super().__init__()
         self.fixed = {n: p.value for n, p in problem.parameters.items() if not p.learn}
         self.bounds = {n: p.bounds for n, p in problem.parameters.items() if p.learn}
+        self.origin = {n: p.value for n, p in problem.parameters.items() if p.learn}
+        self.scale = {n: abs(p.value) or 1.0 for n, p in problem.parameters.items() if p.learn}
         self.raw = nn.ParameterDict()
         for name, p in problem.parameters.items():
             if p.learn:
-                start = p.value
+                start = 0.0
                 if p.bounds:
                     lo, hi = p.bounds
                     fraction = min(max((p.value - lo) / (hi - lo), 1e-6), 1 - 1e-6)
@@ -88,7 +92,10 @@ class Coefficients(nn.Module):
         result: dict[str, Any] = dict(self.fixed)
         for name, theta in self.raw.items():
             bounds = self.bounds[name]
-            result[name] = bounds[0] + (bounds[1] - bounds[0]) * torch.sigmoid(theta) if bounds else theta
+            if bounds:
+                result[name] = bounds[0] + (bounds[1] - bounds[0]) * torch.sigmoid(theta)
+            else:
+                result[name] = self.origin[name] + self.scale[name] * theta
         return result
 
     def learned(self) -> dict[str, float]:
@@ -158,7 +165,7 @@ class Trainer:
         # The central time scheme needs at least two steps to form a residual.
         self.min_window = min(self.n_network_steps, 2 if config.time_scheme == "central" else 1)
         self._create_weighting_parameters()
-        self.optimizer = torch.optim.Adam(self._trainable(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=config.lr)
         self.iteration = 0
         self.seconds = 0.0
         self.lr_scale = 1.0
@@ -180,6 +187,15 @@ class Trainer:
             self.weighting.combine(self.losses(self.rollout(n), n), 0)
 
     # -- model evaluation ----------------------------------------------------------------
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """Adam groups: the networks at the scheduled lr, learnable coefficients at
+        ``coefficient_lr_factor`` times it (a handful of scalars with clean gradients)."""
+        groups = [{"params": list(self.model.parameters()) + list(self.weighting.parameters()), "factor": 1.0}]
+        coefficients = list(self.coefficients.parameters())
+        if coefficients:
+            groups.append({"params": coefficients, "factor": self.config.coefficient_lr_factor})
+        return groups
+
     def _trainable(self) -> list[nn.Parameter]:
         return list(self.model.parameters()) + list(self.coefficients.parameters()) + list(self.weighting.parameters())
 
@@ -287,7 +303,7 @@ class Trainer:
         p = self.progress_fraction()
         lr = self.learning_rate(p)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("factor", 1.0)
         n = self.window(p)
         frames = self.rollout(n)
         losses = self.losses(frames, n)

@@ -546,9 +546,13 @@ def _finite(terms: dict[str, float], total: float) -> bool:
 
 
 def _seed_everything(seed: int) -> None:
+    """Seed every generator; on CUDA also pick deterministic cuDNN kernels, so that a run
+    and its resumed twin produce the same numbers (the kernels are a little slower)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 class _ProgressBar:

@@ -163,6 +163,47 @@ def solve(
         _say("identified parameters: " + ", ".join(f"{k} = {v:.6g}" for k, v in json.loads(attrs["identified_parameters"]).items()))
 
 
+@app.command()
+def pinn(
+    spec: str = typer.Argument(..., help="Catalog case name or spec YAML file."),
+    out: Path = typer.Option(..., "--out", "-o", help="netCDF file to write."),
+    iterations: Optional[int] = typer.Option(None, help="Training iterations (default 20000 without --time-budget)."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds of training."),
+    seed: int = typer.Option(0, help="Random seed (weights and collocation points)."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    lr: Optional[float] = typer.Option(None, help="Initial Adam learning rate."),
+    weighting: Optional[str] = typer.Option(None, help="Loss weighting scheme."),
+    lbfgs_fraction: Optional[float] = typer.Option(None, help="Share of the budget for the L-BFGS finish."),
+    causal: Optional[float] = typer.Option(None, help="Causal weighting strength (0: off)."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads (default: all cores)."),
+    log: Optional[Path] = typer.Option(None, "--log", help="CSV training log."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the PINN baseline on a problem and write its solution."""
+    from phycrnet.pinn import pinn_solve
+
+    dataset = pinn_solve(
+        spec,
+        out=out,
+        iterations=iterations,
+        time_budget=time_budget,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+        log=log,
+        lr=lr,
+        weighting=weighting,
+        lbfgs_fraction=lbfgs_fraction,
+        causal=causal,
+        threads=threads,
+    )
+    attrs = dataset.attrs
+    losses = json.loads(attrs.get("loss_terms", "{}"))
+    _say(f"wrote {out}: {attrs.get('iterations')} iterations in {float(attrs.get('wall_seconds', 0)):.1f} s, loss " + ", ".join(f"{k} {v:.2e}" for k, v in losses.items()))
+    if "identified_parameters" in attrs:
+        _say("identified parameters: " + ", ".join(f"{k} = {v:.6g}" for k, v in json.loads(attrs["identified_parameters"]).items()))
+
+
 # --------------------------------------------------------------------------- outputs
 
 

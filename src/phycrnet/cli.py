@@ -221,6 +221,28 @@ def evaluate(
 
 
 @app.command()
+def compare(
+    spec: str = typer.Argument(..., help="Catalog case name or spec YAML file."),
+    time_budget: float = typer.Option(..., help="Seconds of training for PhyCRNet and for the PINN, each."),
+    out_dir: Path = typer.Option(Path("compare"), "--out-dir", help="Folder for the solutions, table and figures."),
+    reference: Optional[Path] = typer.Option(None, help="Use this reference solution instead of solving one."),
+    seed: int = typer.Option(0, help="Random seed of both networks."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads (default: all cores)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Reference vs PhyCRNet vs PINN at equal training budgets: table and figures."""
+    from phycrnet.compare import compare as run, format_table
+
+    result = run(
+        spec, time_budget=time_budget, out_dir=out_dir, reference=reference, seed=seed, device=device, threads=threads, progress=not quiet
+    )
+    typer.echo(format_table(result))
+    for path in result.figures:
+        _say(f"wrote {path}")
+
+
+@app.command()
 def sample(
     file: Path = typer.Argument(..., help="Solution netCDF to draw from."),
     out: Path = typer.Option(..., "--out", "-o", help="Observations CSV to write."),

@@ -267,3 +267,14 @@ def test_unknown_coefficient_is_recovered_from_sparse_noisy_data(periodic_heat_s
     # From 0.02 the estimate must close most of the gap to the truth, 0.05 (seed 0: 0.046).
     assert abs(k - 0.05) < 0.25 * abs(0.02 - 0.05), k
     assert json.loads(ds.attrs["data_misfit_rms"])["u"] < 0.1
+
+
+def test_data_weight_holds_then_decays_geometrically(heat):
+    obs = Observations(np.array([0.05]), np.array([0.5]), np.array([0.25]), {"u": np.array([1.0])})
+    progress = {"p": 0.0}
+    loss = DataLoss(obs, heat, weight=2.0, final_ratio=0.01, progress=lambda: progress["p"])
+    for p, expected in ((0.0, 2.0), (0.5, 2.0), (0.75, 0.2), (1.0, 0.02)):
+        progress["p"] = p
+        assert loss.current_weight() == pytest.approx(expected)
+    with pytest.raises(OptionsError, match="data_final_ratio"):
+        DataLoss(obs, heat, final_ratio=0.0)

@@ -43,6 +43,7 @@ class TrainingConfig(BaseModel):
     lbfgs_fraction: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
     data_weight: float = Field(1.0, gt=0)
+    data_final_ratio: float = Field(0.01, gt=0, le=1)
     coefficient_lr_factor: float = Field(5.0, gt=0)
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"

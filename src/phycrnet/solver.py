@@ -86,7 +86,7 @@ def solve(
         raise OptionsError(f"--extrapolate: {extrapolate} must be later than t_end = {problem.t_end}")
     if not resume and log_path is not None and log_path.exists():
         log_path.unlink()
-    data_loss = _data_loss(data, problem, config.data_weight, drop_outside_time)
+    data_loss = _data_loss(data, problem, config, drop_outside_time)
     trainer = Trainer(
         problem,
         config,
@@ -96,6 +96,8 @@ def solve(
         progress=progress,
         extra_losses=_combined(extra_losses, data_loss),
     )
+    if data_loss is not None:
+        data_loss.progress = trainer.progress_fraction
     if resume:
         trainer.load_checkpoint(checkpoint_path)
     result = trainer.train()
@@ -114,7 +116,7 @@ def solve(
     return dataset
 
 
-def _data_loss(data: Any, problem: Problem, weight: float, drop_outside_time: bool):
+def _data_loss(data: Any, problem: Problem, config, drop_outside_time: bool):
     """The data-misfit term for ``data`` (``None`` without observations)."""
     if data is None:
         return None
@@ -124,7 +126,7 @@ def _data_loss(data: Any, problem: Problem, weight: float, drop_outside_time: bo
         observations = read_observations(data.to_frame(), problem, drop_outside_time=drop_outside_time)
     else:
         observations = read_observations(data, problem, drop_outside_time=drop_outside_time)
-    return DataLoss(observations, problem, weight=weight)
+    return DataLoss(observations, problem, weight=config.data_weight, final_ratio=config.data_final_ratio)
 
 
 def _combined(*hooks):

@@ -203,7 +203,7 @@ def test_fixed_parameters_are_not_reported(periodic_heat_spec, tiny_model):
 
 # --------------------------------------------------------------------------- resume
 
-RESUME_OPTIONS = {"lr": 5e-3, "schedule": "constant", "log_every": 2, "weighting": "relobralo", "threads": 1}
+RESUME_OPTIONS = {"lr": 5e-3, "schedule": "constant", "log_every": 2, "weighting": "relobralo", "threads": 1, "lbfgs_fraction": 0.0}
 
 
 def loss_columns(rows):

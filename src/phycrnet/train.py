@@ -370,7 +370,7 @@ class Trainer:
 
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
             start = time.perf_counter()
-            total = float(optimizer.step(closure))
+            total = float(optimizer.step(closure).detach())
             self.seconds += time.perf_counter() - start
             self.iteration += 1
             terms = record["terms"]

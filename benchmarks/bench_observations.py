@@ -95,23 +95,25 @@ def jobs(part: str) -> list[tuple[str, dict]]:
     return [job for name in (parts if part == "all" else [part]) for job in parts[name]]
 
 
-def write_report(command: str) -> None:
+def write_report(command: str, note: str = "") -> None:
     results = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
     lines = ["## Observations: coefficient identification and the gain from data\n", stamp(command)]
+    if note:
+        lines.append(f"\n{note}\n")
     table_keys = [f"ac_f{f:g}_n{n:g}" for f in FRACTIONS for n in NOISES]
     if any(k in results for k in table_keys):
         sample = next(results[k] for k in table_keys if k in results)
         lines += [
             f"\n### Allen-Cahn periodic, eps unknown (init 0.002, truth 0.001), {sample['iterations']} iterations per run\n",
-            "| fraction | noise | points | identified eps | eps error | solution rel L2 | train s |",
-            "|---|---|---|---|---|---|---|",
+            "| fraction | noise | points | identified eps | eps error | solution rel L2 | train s | device |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for key in table_keys:
             if key in results:
                 r = results[key]
                 lines.append(
                     f"| {r['fraction']:.0%} | {r['noise']:.0%} | {r['points']} | {r['identified']['eps']:.5f} | "
-                    f"{r['identified_error']['eps']:.2%} | {r['rel_l2']:.2e} | {r['seconds']:.0f} |"
+                    f"{r['identified_error']['eps']:.2%} | {r['rel_l2']:.2e} | {r['seconds']:.0f} | {r.get('device', 'cpu')} |"
                 )
         if "ac_physics_only" in results:
             r = results["ac_physics_only"]
@@ -122,6 +124,7 @@ def write_report(command: str) -> None:
             lines.append(f"\nTarget: eps within 2 % from 5 % of the points with 5 % noise: {target['identified_error']['eps']:.2%} ({met}).")
         figure = _figure(results, table_keys)
         lines.append(f"\n![solution error and eps error versus sampling fraction](figures/{figure})\n")
+    lines += _constant_weight_table(table_keys)
     if "burgers_nu_f0.05_n0.05" in results:
         r = results["burgers_nu_f0.05_n0.05"]
         met = "met" if r["identified_error"]["nu"] <= 0.05 else "**missed**"
@@ -141,6 +144,28 @@ def write_report(command: str) -> None:
             f"\nThe data reduce the error {a['rel_l2'] / b['rel_l2']:.1f}-fold.",
         ]
     write_section("observations", "\n".join(lines) + "\n")
+
+
+def _constant_weight_table(keys: list[str]) -> list[str]:
+    """The earlier runs with a constant data weight (``data_final_ratio: 1``), if kept."""
+    path = CACHE / "observations_constant_weight_1500it.json"
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    lines = [
+        "\n#### The same with a constant data weight (data_final_ratio 1), 1500 iterations\n",
+        "Measured before the decaying data weight became the default (runs on this CPU and, "
+        "for equal iteration counts, on an H100; `device` column).\n",
+        "| fraction | noise | eps error | solution rel L2 | device |",
+        "|---|---|---|---|---|",
+    ]
+    for key in keys:
+        if key in old:
+            r = old[key]
+            lines.append(f"| {r['fraction']:.0%} | {r['noise']:.0%} | {r['identified_error']['eps']:.2%} | {r['rel_l2']:.2e} | {r.get('device', 'cpu')} |")
+    if "ac_physics_only" in old:
+        lines.append(f"\nPhysics only, eps known, 1500 iterations: {old['ac_physics_only']['rel_l2']:.2e}.")
+    return lines
 
 
 def _figure(results: dict, keys: list[str]) -> str:
@@ -182,6 +207,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the result keys (trial runs)")
     parser.add_argument("--results", type=Path, default=None, help="JSON file for the results (default .cache/observations.json)")
     parser.add_argument("--merge", nargs="*", type=Path, default=(), help="merge these result files into the default one")
+    parser.add_argument("--note", default="", help="how the runs were made (machine, load)")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
@@ -192,7 +218,11 @@ def main() -> None:
         for key, job in jobs(args.part):
             if args.only is None or key in args.only:
                 run(key + args.tag, iterations=args.iterations, threads=args.threads, seed=args.seed, options=json.loads(args.options), results_file=args.results, **job)
-    write_report("python benchmarks/bench_observations.py " + " ".join(sys.argv[1:]))
+    arguments = sys.argv[1:]
+    if "--note" in arguments:
+        i = arguments.index("--note")
+        arguments = arguments[:i] + arguments[i + 2 :]
+    write_report("python benchmarks/bench_observations.py " + " ".join(arguments), args.note)
 
 
 if __name__ == "__main__":

@@ -156,11 +156,18 @@ def solve(
         data_weight=data_weight,
         drop_outside_time=drop_outside_time,
     )
+    _report_run(dataset, out)
+
+
+def _report_run(dataset, out: Path) -> None:
+    """One line on the written run, and the identified coefficients if any."""
     attrs = dataset.attrs
     losses = json.loads(attrs.get("loss_terms", "{}"))
-    _say(f"wrote {out}: {attrs.get('iterations')} iterations in {float(attrs.get('wall_seconds', 0)):.1f} s, loss " + ", ".join(f"{k} {v:.2e}" for k, v in losses.items()))
+    terms = ", ".join(f"{k} {v:.2e}" for k, v in losses.items())
+    _say(f"wrote {out}: {attrs.get('iterations')} iterations in {float(attrs.get('wall_seconds', 0)):.1f} s, loss {terms}")
     if "identified_parameters" in attrs:
-        _say("identified parameters: " + ", ".join(f"{k} = {v:.6g}" for k, v in json.loads(attrs["identified_parameters"]).items()))
+        identified = json.loads(attrs["identified_parameters"])
+        _say("identified parameters: " + ", ".join(f"{k} = {v:.6g}" for k, v in identified.items()))
 
 
 @app.command()
@@ -197,11 +204,7 @@ def pinn(
         causal=causal,
         threads=threads,
     )
-    attrs = dataset.attrs
-    losses = json.loads(attrs.get("loss_terms", "{}"))
-    _say(f"wrote {out}: {attrs.get('iterations')} iterations in {float(attrs.get('wall_seconds', 0)):.1f} s, loss " + ", ".join(f"{k} {v:.2e}" for k, v in losses.items()))
-    if "identified_parameters" in attrs:
-        _say("identified parameters: " + ", ".join(f"{k} = {v:.6g}" for k, v in json.loads(attrs["identified_parameters"]).items()))
+    _report_run(dataset, out)
 
 
 # --------------------------------------------------------------------------- outputs

@@ -48,7 +48,7 @@ from phycrnet.grid import SIDE_AXIS, SIDE_SIGN, SIDES
 from phycrnet.io import solution_dataset, write_solution
 from phycrnet.pinn_network import ACTIVATIONS, Embedding, Jet, PinnNetwork, autograd_jet, spline_basis
 from phycrnet.spec import BoundaryCondition, Problem, load_spec
-from phycrnet.train import Coefficients, _ProgressBar, configure_threads, select_device
+from phycrnet.train import Coefficients, _ProgressBar, configure_threads, schedule_factor, select_device
 from phycrnet.weighting import WEIGHTINGS, make_weighting
 
 #: Iterations when neither an iteration count nor a time budget is given.
@@ -574,14 +574,7 @@ class PinnTrainer:
 
     def learning_rate(self, p: float) -> float:
         c = self.config
-        if c.schedule == "step":
-            factor = c.lr_decay ** math.floor(p / c.decay_every + 1e-12)
-        elif c.schedule == "cosine":
-            factor = c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-        elif c.schedule == "exponential":
-            factor = c.final_lr_ratio**p
-        else:
-            factor = 1.0
+        factor = schedule_factor(c.schedule, p, lr_decay=c.lr_decay, decay_every=c.decay_every, final_lr_ratio=c.final_lr_ratio)
         return c.lr * factor
 
     def _adam_done(self) -> bool:

@@ -243,14 +243,7 @@ class Trainer:
 
     def learning_rate(self, p: float) -> float:
         c = self.config
-        if c.schedule == "step":
-            factor = c.lr_decay ** math.floor(p / c.decay_every + 1e-12)
-        elif c.schedule == "cosine":
-            factor = c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-        elif c.schedule == "exponential":
-            factor = c.final_lr_ratio**p
-        else:
-            factor = 1.0
+        factor = schedule_factor(c.schedule, p, lr_decay=c.lr_decay, decay_every=c.decay_every, final_lr_ratio=c.final_lr_ratio)
         return c.lr * factor * self.lr_scale
 
     def window(self, p: float) -> int:
@@ -531,6 +524,17 @@ class Trainer:
         kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= self.iteration]
         with open(self.log_path, "w", newline="") as handle:
             csv.writer(handle).writerows(kept)
+
+
+def schedule_factor(schedule: str, p: float, *, lr_decay: float, decay_every: float, final_lr_ratio: float) -> float:
+    """Learning-rate multiplier at progress ``p`` in [0, 1] for the named schedule."""
+    if schedule == "step":
+        return lr_decay ** math.floor(p / decay_every + 1e-12)
+    if schedule == "cosine":
+        return final_lr_ratio + (1 - final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+    if schedule == "exponential":
+        return final_lr_ratio**p
+    return 1.0
 
 
 def _problem_key(problem: Problem) -> str:

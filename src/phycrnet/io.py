@@ -184,6 +184,46 @@ def _field_array(name: str, values: Any, shape: tuple[int, int, int]) -> np.ndar
     return array if np.issubdtype(array.dtype, np.floating) else array.astype(np.float64)
 
 
+def trained_solution(
+    problem: Any,
+    frames: np.ndarray,
+    times: Any,
+    *,
+    solver: str,
+    result: Any,
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    """The solution of a trained network (PhyCRNet or PINN) in the output format.
+
+    Args:
+        problem: the :class:`~phycrnet.spec.Problem` that was solved.
+        frames: ``(T, C, ny, nx)`` in the problem's field order.
+        times: the frames' times ``(T,)``.
+        solver: ``"phycrnet"`` or ``"pinn"``.
+        result: the training result; its ``seconds``, ``iterations``, ``loss_terms``,
+            ``stopped_by``, ``best_loss`` (if any) and learned ``parameters`` are recorded.
+        attrs: the solver's own attributes (its configuration, device, ...).
+    """
+    standard: dict[str, Any] = {"t_train_end": problem.t_end, "stopped_by": result.stopped_by}
+    if getattr(result, "best_loss", None) is not None:
+        standard["best_loss"] = result.best_loss
+    if result.parameters:
+        standard["identified_parameters"] = json.dumps(result.parameters)
+    return solution_dataset(
+        {name: frames[:, c] for c, name in enumerate(problem.fields)},
+        times,
+        problem.grid.x.points,
+        problem.grid.y.points,
+        solver=solver,
+        spec_yaml=problem.to_yaml(),
+        periodic=problem.periodic,
+        wall_seconds=result.seconds,
+        iterations=result.iterations,
+        loss_terms=result.loss_terms,
+        attrs={**standard, **attrs},
+    )
+
+
 def solution_dataset(
     fields: Mapping[str, np.ndarray],
     t: Any,

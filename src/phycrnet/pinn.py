@@ -45,7 +45,7 @@ import xarray as xr
 from phycrnet.errors import DivergenceError, OptionsError
 from phycrnet.expressions import evaluate, operator_calls, parse_expression
 from phycrnet.grid import SIDE_AXIS, SIDE_SIGN, SIDES
-from phycrnet.io import solution_dataset, write_solution
+from phycrnet.io import trained_solution, write_solution
 from phycrnet.pinn_network import ACTIVATIONS, Embedding, Jet, PinnNetwork, autograd_jet, spline_basis
 from phycrnet.spec import BoundaryCondition, Problem, load_spec
 from phycrnet.train import Coefficients, _ProgressBar, configure_threads, schedule_factor, select_device
@@ -785,25 +785,5 @@ def pinn_solve(
 
 
 def _dataset(problem: Problem, config: PinnConfig, trainer: PinnTrainer, result: PinnResult, frames: np.ndarray) -> xr.Dataset:
-    attrs: dict[str, Any] = {
-        "t_train_end": problem.t_end,
-        "stopped_by": result.stopped_by,
-        "adam_iterations": result.adam_iterations,
-        "pinn": config.to_json(),
-        "device": str(trainer.device),
-    }
-    if result.parameters:
-        attrs["identified_parameters"] = json.dumps(result.parameters)
-    return solution_dataset(
-        {name: frames[:, c] for c, name in enumerate(problem.fields)},
-        problem.times,
-        problem.grid.x.points,
-        problem.grid.y.points,
-        solver="pinn",
-        spec_yaml=problem.to_yaml(),
-        periodic=problem.periodic,
-        wall_seconds=result.seconds,
-        iterations=result.iterations,
-        loss_terms=result.loss_terms,
-        attrs=attrs,
-    )
+    attrs = {"adam_iterations": result.adam_iterations, "pinn": config.to_json(), "device": str(trainer.device)}
+    return trained_solution(problem, frames, problem.times, solver="pinn", result=result, attrs=attrs)

@@ -18,7 +18,7 @@ import xarray as xr
 
 from phycrnet.config import model_config, training_config
 from phycrnet.errors import OptionsError
-from phycrnet.io import solution_dataset, write_solution
+from phycrnet.io import trained_solution, write_solution
 from phycrnet.spec import Problem, load_spec
 from phycrnet.train import Trainer, TrainingResult
 
@@ -162,27 +162,9 @@ def _data_summary(data_loss, frames: np.ndarray, times: np.ndarray) -> dict[str,
 
 
 def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult, frames: np.ndarray, times: np.ndarray) -> xr.Dataset:
-    fields = {name: frames[:, c] for c, name in enumerate(problem.fields)}
     attrs = {
-        "t_train_end": problem.t_end,
-        "stopped_by": result.stopped_by,
-        "best_loss": result.best_loss,
         "training": json.dumps(config.model_dump(mode="json")),
         "derivatives": trainer.physics.scheme,
         "device": str(trainer.device),
     }
-    if result.parameters:
-        attrs["identified_parameters"] = json.dumps(result.parameters)
-    return solution_dataset(
-        fields,
-        times,
-        problem.grid.x.points,
-        problem.grid.y.points,
-        solver="phycrnet",
-        spec_yaml=problem.to_yaml(),
-        periodic=problem.periodic,
-        wall_seconds=result.seconds,
-        iterations=result.iterations,
-        loss_terms=result.loss_terms,
-        attrs=attrs,
-    )
+    return trained_solution(problem, frames, times, solver="phycrnet", result=result, attrs=attrs)

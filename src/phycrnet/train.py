@@ -343,17 +343,20 @@ class Trainer:
     def _lbfgs(self) -> None:
         """L-BFGS on the weighted loss with the weights frozen at their last values.
 
-        Runs until the time budget or the iteration cap; each outer iteration is up to 20
-        L-BFGS steps with a strong-Wolfe line search.
+        Runs until the time budget or the iteration cap. Every loss-and-gradient evaluation
+        (line-search trials included) counts as one iteration, so an iteration costs about
+        the same in both phases; each outer step is up to 20 L-BFGS iterations with a
+        strong-Wolfe line search.
         """
         if self.best_state is not None:
             self._restore(self.best_state)
         weights = dict(self.weighting.weights)
         optimizer = torch.optim.LBFGS(self._trainable(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
         budget, cap = self.config.time_budget, self.config.total_iterations()
-        record: dict[str, dict[str, float]] = {}
+        record: dict[str, Any] = {"evaluations": 0}
 
         def closure() -> torch.Tensor:
+            record["evaluations"] += 1
             optimizer.zero_grad(set_to_none=True)
             losses = self.losses(self.rollout(), self.n_network_steps)
             total = sum(weights.get(k, 1.0) * v for k, v in losses.items())
@@ -362,10 +365,16 @@ class Trainer:
             return total
 
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
+            if cap is not None:
+                # Keep the evaluations of this outer step within the cap.
+                remaining = cap - self.iteration
+                optimizer.param_groups[0]["max_eval"] = remaining
+                optimizer.param_groups[0]["max_iter"] = max(1, min(20, int(remaining / 1.25)))
+            record["evaluations"] = 0
             start = time.perf_counter()
             total = float(optimizer.step(closure).detach())
             self.seconds += time.perf_counter() - start
-            self.iteration += 1
+            self.iteration += max(1, record["evaluations"])
             terms = record["terms"]
             if not _finite(terms, total):
                 break

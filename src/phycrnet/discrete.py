@@ -65,7 +65,7 @@ def _step_residual(physics: Physics, window: list[torch.Tensor], times: torch.Te
         pde = physics.pde_residual(frames, times, parameters)[-1]
         parts = [pde[c][physics.pde_mask[c]] for c in range(shape[0])]
         if physics.hard:
-            enforced = physics.enforce(current.unsqueeze(0), times[1:], parameters)[0]
+            enforced = physics.enforce(current.unsqueeze(0), times[-1:], parameters)[0]
             parts.append((current - enforced)[dirichlet])
         else:
             parts += [r[-1].reshape(-1) for r in physics.boundary_residuals(frames, times, parameters).values()]

@@ -1,0 +1,43 @@
+"""The exact minimiser of the discrete residual (:mod:`phycrnet.discrete`), checked against
+exact solutions: it must hold the boundary values, converge at the time scheme's order, and
+be exact where the discretisation is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import mixed_exact, periodic_exact
+from phycrnet.discrete import discrete_solution
+from phycrnet.errors import OptionsError
+from phycrnet.physics import PhysicsOptions
+from phycrnet.spec import load_spec
+
+
+@pytest.mark.parametrize("scheme", ["crank_nicolson", "bdf2", "backward_euler"])
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+def test_mixed_conditions_are_solved_exactly(mixed_bc_spec, scheme, mode):
+    # u = x^2 + y^2 + 4kt is linear in t and quadratic in space: every scheme is exact on it,
+    # including the Dirichlet nodes that the hard mode overwrites (BDF2 has two past frames).
+    problem = load_spec(mixed_bc_spec)
+    frames = discrete_solution(problem, PhysicsOptions(derivatives="fd4", boundary=mode, time_scheme=scheme))
+    exact = mixed_exact(problem.grid.x.points, problem.grid.y.points, problem.times)
+    assert frames.shape == (problem.n_steps + 1, 1, *exact.shape[1:])
+    np.testing.assert_allclose(frames[:, 0], exact, atol=1e-8)
+
+
+def test_crank_nicolson_converges_at_second_order_with_substeps(periodic_heat_spec):
+    problem = load_spec(periodic_heat_spec)
+    exact = periodic_exact(problem.grid.x.points, problem.grid.y.points, problem.times)
+    errors = []
+    for substeps in (1, 2, 4):
+        frames = discrete_solution(problem, PhysicsOptions(derivatives="spectral"), substeps=substeps)
+        assert frames.shape[0] == problem.n_steps + 1
+        errors.append(np.abs(frames[:, 0] - exact).max())
+    rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(rates > 1.9), (errors, rates)
+
+
+def test_central_scheme_is_refused(periodic_heat_spec):
+    with pytest.raises(OptionsError, match="central"):
+        discrete_solution(load_spec(periodic_heat_spec), PhysicsOptions(time_scheme="central"))

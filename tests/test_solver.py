@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import phycrnet
 from phycrnet.errors import DataError, DivergenceError, OptionsError
@@ -322,6 +323,21 @@ def test_model_options_change_the_network_and_train(periodic_heat_spec, tiny_mod
         assert network.hidden_head is not None
     dataset = solve(periodic_heat_spec, iterations=3, threads=1, model={**tiny_model, **extra})
     assert np.isfinite(dataset["u"].values).all() and dataset["u"].shape[1:] == (16, 16)
+
+
+def test_automatic_decoder_width_gives_each_field_of_a_system_its_own_channels(tiny_model):
+    from phycrnet.config import model_config
+    from phycrnet.model import PhyCRNet
+
+    config = model_config(None, tiny_model)  # 64 LSTM channels, upscale 8: one channel
+    single = PhyCRNet(1, (16, 16), (True, True), config)
+    assert single.project is None  # the paper's decoder, unchanged for one field
+    for n_fields in (2, 3):
+        system = PhyCRNet(n_fields, (16, 16), (True, True), config)
+        assert system.project is not None and system.project.out_channels == 4 * n_fields * config.upscale**2
+        u = torch.zeros(1, n_fields, 16, 16)
+        frames, _ = system(u, 2, 0.1)
+        assert frames.shape == (3, 1, n_fields, 16, 16)
 
 
 def test_negative_shuffle_channels_is_rejected(tiny_model):

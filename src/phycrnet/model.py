@@ -44,8 +44,11 @@ class ModelConfig:
     #: output convolution). Lets the decoder form local nonlinear updates directly.
     input_skip: bool = True
     head_channels: int = 0
-    #: Channels per pixel after the pixel shuffle (0: lstm_channels / upscale**2, the
-    #: paper's). A 1x1 convolution at the coarse resolution provides them when they differ.
+    #: Channels per pixel after the pixel shuffle. 0 (automatic): the paper's
+    #: lstm_channels / upscale**2 for one field, and at least 4 per field for systems, whose
+    #: fields otherwise share a single channel (measured on two-field cases, RESULTS.md
+    #: "Two-field cases: decoder width": Burgers 0.30 -> 0.18 at 120 s, diffusion-reaction
+    #: unchanged). A 1x1 convolution at the coarse resolution provides them when they differ.
     shuffle_channels: int = 0
 
     def __post_init__(self) -> None:
@@ -149,7 +152,7 @@ class PhyCRNet(nn.Module):
         )
         self.lstm = ConvLSTMCell(channels[-1], config.lstm_channels, config.lstm_kernel, periodic)
         factor = config.upscale
-        shuffled = config.shuffle_channels or config.lstm_channels // factor**2
+        shuffled = config.shuffle_channels or self.automatic_shuffle_channels(n_fields, config)
         if shuffled < 1:
             raise OptionsError(f"model.lstm_channels: {config.lstm_channels} is fewer than the {factor**2} a pixel shuffle by {factor} needs")
         self.project = None
@@ -172,6 +175,12 @@ class PhyCRNet(nn.Module):
         with torch.no_grad():
             self.output.conv.weight.mul_(0.1)
             self.output.conv.bias.zero_()
+
+    @staticmethod
+    def automatic_shuffle_channels(n_fields: int, config: ModelConfig) -> int:
+        """Channels per pixel after the shuffle when ``shuffle_channels`` is 0 (see there)."""
+        paper = config.lstm_channels // config.upscale**2
+        return paper if n_fields == 1 else max(paper, 4 * n_fields)
 
     def initial_hidden(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         h, c = self.initial_state

@@ -82,8 +82,10 @@ def test_progress_counts_iterations_and_time_marching_grows_the_window(periodic_
     assert plain.window(0.0) == plain.n_network_steps
 
 
-def test_lbfgs_evaluations_count_as_iterations_within_the_cap(periodic_heat_spec, tiny_model):
-    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=40, lbfgs_fraction=0.5)
+@pytest.mark.parametrize("cap, fraction", [(40, 0.5), (7, 0.3), (3, 0.3)])
+def test_lbfgs_evaluations_count_as_iterations_within_the_cap(periodic_heat_spec, tiny_model, cap, fraction):
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=cap, lbfgs_fraction=fraction)
+    adam_cap = round(cap * (1 - fraction))
     calls = []
     losses = trainer.losses
 
@@ -93,13 +95,13 @@ def test_lbfgs_evaluations_count_as_iterations_within_the_cap(periodic_heat_spec
 
     trainer.losses = counted
     result = trainer.train()
-    adam = sum(1 for i in calls if i < 20)
+    adam = sum(1 for i in calls if i < adam_cap)
     lbfgs = len(calls) - adam - 1  # the last call evaluates the final state
-    assert adam == 20
-    # Every L-BFGS evaluation (line-search trials too) is an iteration; a line search may
-    # run past the cap by a few evaluations, never by a whole outer step of 20 iterations.
-    assert 20 <= lbfgs <= 20 + 25
-    assert result.iterations == 20 + lbfgs
+    assert adam == adam_cap
+    # Every L-BFGS evaluation (line-search trials too) is an iteration, and the cap holds
+    # exactly even when it falls inside a line search.
+    assert lbfgs == cap - adam_cap
+    assert result.iterations == cap
 
 
 def test_substeps_refine_the_network_step_but_not_the_output(periodic_heat_spec, tiny_model):

@@ -356,12 +356,16 @@ class Trainer:
         record: dict[str, Any] = {"evaluations": 0}
 
         def closure() -> torch.Tensor:
+            if cap is not None and self.iteration + record["evaluations"] >= cap:
+                raise _EvaluationCapReached
             record["evaluations"] += 1
             optimizer.zero_grad(set_to_none=True)
             losses = self.losses(self.rollout(), self.n_network_steps)
             total = sum(weights.get(k, 1.0) * v for k, v in losses.items())
             total.backward()
             record["terms"] = {k: float(v.detach()) for k, v in losses.items()}
+            if record["evaluations"] == 1:  # the state the outer step starts from
+                record["start"] = (record["terms"], float(total.detach()))
             return total
 
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
@@ -371,8 +375,18 @@ class Trainer:
                 optimizer.param_groups[0]["max_eval"] = remaining
                 optimizer.param_groups[0]["max_iter"] = max(1, min(20, int(remaining / 1.25)))
             record["evaluations"] = 0
+            before = self._snapshot() if cap is not None else None
             start = time.perf_counter()
-            total = float(optimizer.step(closure).detach())
+            try:
+                total = float(optimizer.step(closure).detach())
+            except _EvaluationCapReached:
+                # The cap fell inside a line search: keep the state the last step ended in.
+                self.seconds += time.perf_counter() - start
+                self.iteration += record["evaluations"]
+                self._restore(before)
+                if record["evaluations"]:
+                    self._log(*record["start"])
+                break
             self.seconds += time.perf_counter() - start
             self.iteration += max(1, record["evaluations"])
             terms = record["terms"]
@@ -552,6 +566,10 @@ def _problem_key(problem: Problem) -> str:
 
     data = problem.model.model_dump(mode="json", exclude_none=True, exclude={"training", "description", "name"})
     return yaml.safe_dump(data, sort_keys=True)
+
+
+class _EvaluationCapReached(Exception):
+    """Raised by the L-BFGS closure when one more evaluation would pass the iteration cap."""
 
 
 def _finite(terms: dict[str, float], total: float) -> bool:

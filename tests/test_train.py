@@ -394,6 +394,26 @@ def test_result_reports_the_losses_of_the_best_state(periodic_heat_spec, tiny_mo
 # --------------------------------------------------------------------------- learnable coefficients
 
 
+def test_learnable_coefficient_waits_for_the_warmup_and_is_logged_through_lbfgs(tmp_path, periodic_heat_spec, tiny_model):
+    spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True}})
+    log = tmp_path / "log.csv"
+    trainer = make_trainer(spec, tiny_model, iterations=20, lr=1e-2, coefficient_warmup=0.25, lbfgs_fraction=0.25, log_path=log, log_every=1)
+    history = []
+    for _ in range(15):  # the Adam phase, as train() runs it
+        terms, total = trainer._adam_step()
+        trainer.iteration += 1
+        trainer._after_step(terms, total)
+        history.append(trainer.coefficients.learned()["k"])
+    assert history[:5] == [pytest.approx(0.05, rel=1e-7)] * 5  # frozen for 25 % of the run
+    assert history[-1] != pytest.approx(0.05, rel=1e-6)
+    trainer._lbfgs()
+    trainer._flush_log()
+    with open(log, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # The L-BFGS rows carry the coefficient as it moves, not the value Adam left.
+    assert float(rows[-1]["param_k"]) == pytest.approx(trainer.coefficients.learned()["k"], rel=1e-6)
+
+
 def test_learnable_coefficient_is_trained_and_bounded(periodic_heat_spec, tiny_model):
     spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True, "bounds": [0.01, 0.1]}})
     trainer = make_trainer(spec, tiny_model, iterations=5, lr=1e-2)

@@ -193,7 +193,7 @@ class Trainer:
         groups = [{"params": list(self.model.parameters()) + list(self.weighting.parameters()), "factor": 1.0}]
         coefficients = list(self.coefficients.parameters())
         if coefficients:
-            groups.append({"params": coefficients, "factor": self.config.coefficient_lr_factor})
+            groups.append({"params": coefficients, "factor": self.config.coefficient_lr_factor, "coefficients": True})
         return groups
 
     def _trainable(self) -> list[nn.Parameter]:
@@ -295,8 +295,11 @@ class Trainer:
     def _adam_step(self) -> tuple[dict[str, float], float]:
         p = self.progress_fraction()
         lr = self.learning_rate(p)
+        # Learnable coefficients keep their initial values while the network first fits:
+        # against an untrained network's residual they run to wherever it is smallest.
+        frozen = self.progress_fraction() < self.config.coefficient_warmup
         for group in self.optimizer.param_groups:
-            group["lr"] = lr * group.get("factor", 1.0)
+            group["lr"] = 0.0 if frozen and group.get("coefficients") else lr * group.get("factor", 1.0)
         n = self.window(p)
         frames = self.rollout(n)
         losses = self.losses(frames, n)
@@ -393,6 +396,7 @@ class Trainer:
             if not _finite(terms, total):
                 break
             self.last_terms = terms
+            self.logged_parameters = self.coefficients.learned()
             raw = sum(terms.values())
             if raw < self.best_loss:
                 self.best_loss = raw

@@ -45,7 +45,7 @@ class TrainingConfig(BaseModel):
     data_weight: float = Field(1.0, gt=0)
     data_final_ratio: float = Field(0.01, gt=0, le=1)
     coefficient_lr_factor: float = Field(5.0, gt=0)
-    coefficient_warmup: float = Field(0.2, ge=0, lt=1)
+    coefficient_warmup: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
     device: str = "auto"

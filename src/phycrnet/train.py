@@ -295,8 +295,9 @@ class Trainer:
     def _adam_step(self) -> tuple[dict[str, float], float]:
         p = self.progress_fraction()
         lr = self.learning_rate(p)
-        # Learnable coefficients keep their initial values while the network first fits:
-        # against an untrained network's residual they run to wherever it is smallest.
+        # Optionally, learnable coefficients keep their initial values while the network
+        # first fits (against an untrained network's residual they run to wherever it is
+        # smallest; on Burgers the viscosity went to its lower bound within 60 iterations).
         frozen = self.progress_fraction() < self.config.coefficient_warmup
         for group in self.optimizer.param_groups:
             group["lr"] = 0.0 if frozen and group.get("coefficients") else lr * group.get("factor", 1.0)

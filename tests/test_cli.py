@@ -188,6 +188,7 @@ def test_solve_options_and_extrapolate(capsys, tmp_path, mixed_bc_spec, tiny_mod
         capsys, "solve", path, "--out", out, "--iterations", "3", "--quiet",
         "--boundary", "hard", "--derivatives", "fd2", "--time-scheme", "backward_euler",
         "--schedule", "cosine", "--weighting", "softadapt", "--lr", "1e-3", "--lbfgs-fraction", "0.3",
+        "--threads", "1",
     )  # fmt: skip
     assert code == 0, err
     ds = read_solution(out)
@@ -195,6 +196,7 @@ def test_solve_options_and_extrapolate(capsys, tmp_path, mixed_bc_spec, tiny_mod
     assert training["boundary"] == "hard" and training["weighting"] == "softadapt"
     assert training["lr"] == 1e-3 and training["schedule"] == "cosine"
     assert training["lbfgs_fraction"] == 0.3 and training["time_scheme"] == "backward_euler"
+    assert training["threads"] == 1
     assert ds.attrs["derivatives"] == "fd2"
 
 

@@ -130,6 +130,9 @@ def solve(
     drop_outside_time: bool = typer.Option(
         False, "--drop-outside-time", help="Leave out observations after t_end instead of failing."
     ),
+    threads: Optional[int] = typer.Option(
+        None, help="Torch threads (default: all cores; 1 when other jobs share the machine, as oversubscribed threads slow training several-fold)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train PhyCRNet on a problem and write its solution."""
@@ -155,6 +158,7 @@ def solve(
         data=data,
         data_weight=data_weight,
         drop_outside_time=drop_outside_time,
+        threads=threads,
     )
     _report_run(dataset, out)
 

@@ -16,8 +16,6 @@ import json
 import sys
 import time
 
-import numpy as np
-
 from common import frames_rel_l2, reference_for, reference_frames, stamp, write_section
 from phycrnet.discrete import discrete_solution
 from phycrnet.physics import PhysicsOptions

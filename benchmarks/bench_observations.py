@@ -98,9 +98,10 @@ def discretisation_bias(case: str, name: str, nodes: int, options: dict) -> dict
     from phycrnet.physics import Physics, PhysicsOptions
 
     problem = load_spec(case)
-    if nodes != problem.grid.x.n:
+    refined = nodes != problem.grid.x.n
+    if refined:
         problem = problem.with_changes(grid={"nx": nodes, "ny": nodes})
-    reference = reference_for(problem, tag=f"{case}_{nodes}")
+    reference = reference_for(problem, tag=f"{case}_{nodes}" if refined else None)
     frames = torch.tensor(reference_frames(reference, problem.fields, problem.n_steps + 1), dtype=torch.float64)
     t = torch.as_tensor(problem.times, dtype=torch.float64)
     physics = Physics(problem, PhysicsOptions(**options), dtype=torch.float64)

@@ -12,7 +12,7 @@ pad circularly on periodic axes and with zeros on the others.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

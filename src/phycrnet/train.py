@@ -298,7 +298,7 @@ class Trainer:
         # Optionally, learnable coefficients keep their initial values while the network
         # first fits (against an untrained network's residual they run to wherever it is
         # smallest; on Burgers the viscosity went to its lower bound within 60 iterations).
-        frozen = self.progress_fraction() < self.config.coefficient_warmup
+        frozen = p < self.config.coefficient_warmup
         for group in self.optimizer.param_groups:
             group["lr"] = 0.0 if frozen and group.get("coefficients") else lr * group.get("factor", 1.0)
         n = self.window(p)
@@ -374,10 +374,8 @@ class Trainer:
 
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
             if cap is not None:
-                # Keep the evaluations of this outer step within the cap.
-                remaining = cap - self.iteration
-                optimizer.param_groups[0]["max_eval"] = remaining
-                optimizer.param_groups[0]["max_iter"] = max(1, min(20, int(remaining / 1.25)))
+                # End the outer step at the cap; a line search may still run into it (below).
+                optimizer.param_groups[0]["max_eval"] = cap - self.iteration
             record["evaluations"] = 0
             before = self._snapshot() if cap is not None else None
             start = time.perf_counter()
@@ -392,7 +390,7 @@ class Trainer:
                     self._log(*record["start"])
                 break
             self.seconds += time.perf_counter() - start
-            self.iteration += max(1, record["evaluations"])
+            self.iteration += record["evaluations"]
             terms = record["terms"]
             if not _finite(terms, total):
                 break

@@ -138,7 +138,7 @@ def test_training_option_runs(periodic_heat_spec, mixed_bc_spec, tiny_model, opt
 
 @pytest.mark.parametrize(
     "option",
-    [{"time_scheme": "leapfrog"}, {"derivatives": "fd6"}, {"boundary": "sticky"}, {"schedule": "linear"}, {"substeps": 0}, {"lbfgs_fraction": 1.0}],
+    [{"time_scheme": "leapfrog"}, {"derivatives": "fd6"}, {"boundary": "sticky"}, {"schedule": "linear"}, {"substeps": -1}, {"lbfgs_fraction": 1.0}],
 )
 def test_bad_option_values_are_options_errors(periodic_heat_spec, tiny_model, option):
     with pytest.raises(OptionsError) as info:
@@ -308,7 +308,7 @@ def test_divergence_does_not_replace_an_existing_output(tmp_path, periodic_heat_
     assert out.read_bytes() == before
 
 
-@pytest.mark.parametrize("extra", [{"shuffle_channels": 4}, {"input_skip": False}, {"head_channels": 4}])
+@pytest.mark.parametrize("extra", [{"shuffle_channels": 4}, {"input_skip": False}, {"head_channels": 4}, {"physics_input": False}])
 def test_model_options_change_the_network_and_train(periodic_heat_spec, tiny_model, extra):
     """Decoder options build the layers they name and still produce finite frames of the
     grid's shape; a bad value is a one-line error naming the key."""
@@ -336,8 +336,50 @@ def test_automatic_decoder_width_gives_each_field_of_a_system_its_own_channels(t
         system = PhyCRNet(n_fields, (16, 16), (True, True), config)
         assert system.project is not None and system.project.out_channels == 4 * n_fields * config.upscale**2
         u = torch.zeros(1, n_fields, 16, 16)
-        frames, _ = system(u, 2, 0.1)
+        frames, _ = system(u, 2, 0.1, rhs=lambda k, state: torch.zeros_like(state))
         assert frames.shape == (3, 1, n_fields, 16, 16)
+
+
+def test_physics_input_network_needs_and_uses_the_right_hand_side(tiny_model):
+    """With ``physics_input`` the step depends on F(u) (so it fails loudly without it);
+    without, F cannot reach the network."""
+    from phycrnet.config import model_config
+    from phycrnet.model import PhyCRNet
+
+    u = torch.rand(1, 1, 16, 16)
+    network = PhyCRNet(1, (16, 16), (True, True), model_config(None, tiny_model))
+    with pytest.raises(ValueError, match="right-hand side"):
+        network(u, 1, 0.1)
+    with torch.no_grad():
+        zero, _ = network(u, 1, 0.1, rhs=lambda k, state: torch.zeros_like(state))
+        one, _ = network(u, 1, 0.1, rhs=lambda k, state: torch.ones_like(state))
+    assert not torch.allclose(zero, one)
+    plain = PhyCRNet(1, (16, 16), (True, True), model_config(None, {**tiny_model, "physics_input": False}))
+    with torch.no_grad():
+        first, _ = plain(u, 1, 0.1, rhs=lambda k, state: torch.zeros_like(state))
+        second, _ = plain(u, 1, 0.1)
+    assert torch.equal(first, second)
+
+
+def test_untrained_network_sees_the_boundary_data_through_the_physics_input(tiny_model):
+    """Two problems that differ only in a Neumann flux give different first steps before any
+    training: the boundary data reach the network through F (hard mode, ghost nodes)."""
+    from phycrnet.config import model_config, training_config
+    from phycrnet.spec import load_spec
+    from phycrnet.train import Trainer
+
+    def first_step(flux: float) -> torch.Tensor:
+        spec = {
+            "name": "flux", "parameters": {"a": 0.1}, "domain": {"x": [0, 1], "y": [0, 1]},
+            "grid": {"nx": 16, "ny": 16}, "time": {"t_end": 0.1, "dt": 0.05},
+            "equations": {"u": "a*laplace(u)"}, "initial": {"u": "cos(pi*x)"},
+            "boundary": {"u": {s: {"type": "neumann", "value": flux} for s in ("left", "right", "bottom", "top")}},
+        }
+        trainer = Trainer(load_spec(spec), training_config(None, {"threads": 1}), model_config(None, tiny_model))
+        with torch.no_grad():
+            return trainer.rollout(1)[1]
+
+    assert not torch.allclose(first_step(0.0), first_step(1.0))
 
 
 def test_negative_shuffle_channels_is_rejected(tiny_model):

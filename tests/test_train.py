@@ -69,7 +69,7 @@ def test_learning_rate_schedules(periodic_heat_spec, tiny_model):
 
 
 def test_progress_counts_iterations_and_time_marching_grows_the_window(periodic_heat_spec, tiny_model):
-    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=10, time_marching=2)
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=10, time_marching=2, substeps=1)
     assert trainer.n_network_steps == 4
     assert trainer.progress_fraction() == 0.0
     trainer.iteration = 5
@@ -78,7 +78,7 @@ def test_progress_counts_iterations_and_time_marching_grows_the_window(periodic_
     assert windows[0] < trainer.n_network_steps
     assert windows == sorted(windows)
     assert windows[-2:] == [trainer.n_network_steps] * 2
-    plain = make_trainer(periodic_heat_spec, tiny_model, iterations=10)
+    plain = make_trainer(periodic_heat_spec, tiny_model, iterations=10, substeps=1)
     assert plain.window(0.0) == plain.n_network_steps
 
 
@@ -102,6 +102,28 @@ def test_lbfgs_evaluations_count_as_iterations_within_the_cap(periodic_heat_spec
     # exactly even when it falls inside a line search.
     assert lbfgs == cap - adam_cap
     assert result.iterations == cap
+
+
+def test_lbfgs_restarts_from_the_best_state_after_a_non_finite_loss(periodic_heat_spec, tiny_model):
+    """A line search that runs into a blown-up rollout does not end the L-BFGS phase: it
+    goes back to the best state and carries on to the cap with finite frames."""
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=80, lbfgs_fraction=0.5)
+    losses = trainer.losses
+    evaluations = []
+
+    def nan_at_the_start_of_lbfgs(*args, **kwargs):
+        terms = losses(*args, **kwargs)
+        if trainer.iteration >= 40:
+            evaluations.append(trainer.iteration)
+            if len(evaluations) == 1:
+                terms = {k: v * float("nan") for k, v in terms.items()}
+        return terms
+
+    trainer.losses = nan_at_the_start_of_lbfgs
+    result = trainer.train()
+    assert result.iterations == 80  # the phase went on after the non-finite loss
+    assert len(evaluations) == 40 + 1  # every L-BFGS evaluation, then the final state
+    assert np.isfinite(result.frames).all() and math.isfinite(result.best_loss)
 
 
 def test_substeps_refine_the_network_step_but_not_the_output(periodic_heat_spec, tiny_model):
@@ -422,3 +444,38 @@ def test_learnable_coefficient_is_trained_and_bounded(periodic_heat_spec, tiny_m
     assert set(result.parameters) == {"k"}
     assert 0.01 < result.parameters["k"] < 0.1
     assert result.parameters["k"] != pytest.approx(0.05, rel=1e-7)
+
+
+# --------------------------------------------------------------------------- sub-steps
+
+
+def test_spectral_radius_estimate_matches_the_discrete_laplacian():
+    """On periodic heat the Jacobian is a * laplacian, whose largest eigenvalue with second-
+    order stencils is a * 8 / h**2 (the checkerboard mode)."""
+    spec = {
+        "name": "heat", "parameters": {"a": 0.02}, "domain": {"x": [0, 1], "y": [0, 1]},
+        "grid": {"nx": 16, "ny": 16}, "time": {"t_end": 0.1, "dt": 0.05},
+        "equations": {"u": "a*laplace(u)"}, "initial": {"u": "sin(2*pi*x)"}, "boundary": "periodic",
+    }
+    problem = load_spec(spec)
+    physics = Physics(problem, PhysicsOptions(derivatives="fd2"), dtype=torch.float64)
+    state = torch.as_tensor(problem.initial_values(), dtype=torch.float64).unsqueeze(0)
+    rho = physics.spectral_radius(state, torch.zeros(1, dtype=torch.float64), {"a": 0.02}, iterations=200)
+    assert rho == pytest.approx(0.02 * 8 * 16**2, rel=1e-3)
+
+
+def test_automatic_substeps_follow_the_stiffness(periodic_heat_spec, tiny_model):
+    """Sub-steps grow with dt * rho (here through the diffusivity) up to the cap; without the
+    physics input, or when given, they are not chosen automatically."""
+    from phycrnet.train import MAX_AUTO_SUBSTEPS, STIFF_STEP
+
+    chosen = []
+    for a in (1e-4, 0.05, 10.0):
+        spec = {**periodic_heat_spec, "parameters": {**periodic_heat_spec.get("parameters", {})}}
+        spec["equations"] = {"u": f"{a}*laplace(u)"}
+        trainer = make_trainer(spec, tiny_model)
+        assert trainer.substeps == min(MAX_AUTO_SUBSTEPS, max(1, math.ceil(trainer.stiffness / STIFF_STEP)))
+        chosen.append(trainer.substeps)
+    assert chosen[0] == 1 and chosen[-1] == MAX_AUTO_SUBSTEPS and chosen == sorted(chosen)
+    assert make_trainer(spec, {**tiny_model, "physics_input": False}).substeps == 1
+    assert make_trainer(spec, tiny_model, substeps=2).substeps == 2

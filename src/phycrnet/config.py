@@ -37,7 +37,7 @@ class TrainingConfig(BaseModel):
     boundary: Literal["soft", "hard"] = "hard"
     time_scheme: Literal["crank_nicolson", "bdf2", "central", "backward_euler"] = "crank_nicolson"
     bc_accuracy: int | None = Field(None, ge=1, le=4)
-    substeps: int = Field(1, ge=1)
+    substeps: int = Field(0, ge=0)  # 0: automatic (Trainer.automatic_substeps)
     time_marching: int = Field(0, ge=0)
     causal: float = Field(0.0, ge=0)
     lbfgs_fraction: float = Field(0.3, ge=0, lt=1)
@@ -93,6 +93,7 @@ class _ModelSection(BaseModel):
     input_skip: bool = ModelConfig.input_skip
     head_channels: int = ModelConfig.head_channels
     shuffle_channels: int = ModelConfig.shuffle_channels
+    physics_input: bool = ModelConfig.physics_input
 
 
 def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:

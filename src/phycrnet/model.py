@@ -1,7 +1,8 @@
 """The PhyCRNet network: convolutional encoder, ConvLSTM, pixel-shuffle decoder.
 
 One step maps the state ``u_k`` ``(B, C, ny, nx)`` to ``u_{k+1} = u_k + dt * N(u_k, h_k)``
-(residual time stepping, Ren et al. 2022). The encoder halves the resolution ``depth``
+(residual time stepping, Ren et al. 2022); with ``physics_input`` the decoder also sees the
+PDE's right-hand side F(u_k), which the caller supplies. The encoder halves the resolution ``depth``
 times with weight-normalised strided convolutions, a ConvLSTM cell carries the memory at the
 coarse resolution, and a pixel shuffle plus a final convolution bring the output back to the
 grid. Any grid size works: the input is padded up to a multiple of ``2**depth`` (circularly
@@ -29,8 +30,10 @@ class ModelConfig:
     The defaults are the paper's design at half its width (64 instead of 128 ConvLSTM
     channels, which costs a quarter of the time per step and trained as well per iteration
     in our measurements) with the current state fed to the decoder (``input_skip``), which
-    lowered the error reached in a fixed number of iterations by about 2x on Allen–Cahn. The
-    paper's network is ``encoder_channels=(8, 32, 128), lstm_channels=128, input_skip=False``.
+    lowered the error reached in a fixed number of iterations by about 2x on Allen–Cahn, and
+    with the PDE's right-hand side fed to the decoder as well (``physics_input``). The
+    paper's network is ``encoder_channels=(8, 32, 128), lstm_channels=128, input_skip=False,
+    physics_input=False``.
     """
 
     encoder_channels: tuple[int, ...] = (8, 32, 64)
@@ -50,6 +53,14 @@ class ModelConfig:
     #: "Two-field cases: decoder width": Burgers 0.30 -> 0.18 at 120 s, diffusion-reaction
     #: unchanged). A 1x1 convolution at the coarse resolution provides them when they differ.
     shuffle_channels: int = 0
+    #: Feed the right-hand side F(u_k) of the PDE to the decoder head beside the current
+    #: state (the trainer supplies it, evaluated with the residual's own operators and, in
+    #: hard mode, the boundary conditions' ghost nodes). The network then learns a
+    #: correction to an explicit step instead of the physics itself, and it sees the
+    #: boundary data, which it otherwise has to infer from the loss alone. Measured at 120 s
+    #: (RESULTS.md, "Physics input"): Allen–Cahn 4.4e-4 -> 2.0e-4, heat 0.10 -> 3.0e-2,
+    #: diffusion–reaction 3.2e-2 -> 4.4e-3, Burgers mixed 0.18 -> 0.14.
+    physics_input: bool = True
 
     def __post_init__(self) -> None:
         if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):
@@ -159,7 +170,7 @@ class PhyCRNet(nn.Module):
         if shuffled * factor**2 != config.lstm_channels:
             self.project = nn.Conv2d(config.lstm_channels, shuffled * factor**2, 1)
         self.shuffle = nn.PixelShuffle(factor)
-        head_in = shuffled + (n_fields if config.input_skip else 0)
+        head_in = shuffled + (n_fields if config.input_skip else 0) + (n_fields if config.physics_input else 0)
         if config.head_channels:
             self.hidden_head = PaddedConv(head_in, config.head_channels, config.decoder_kernel, 1, periodic)
             self.output = PaddedConv(config.head_channels, n_fields, 1, 1, periodic)
@@ -186,8 +197,11 @@ class PhyCRNet(nn.Module):
         h, c = self.initial_state
         return h.expand(batch, -1, -1, -1), c.expand(batch, -1, -1, -1)
 
-    def step(self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dt: float) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """One time step: ``u (B, C, ny, nx) -> u_next``, with the LSTM state carried along."""
+    def step(self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dt: float, rhs: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One time step: ``u (B, C, ny, nx) -> u_next``, with the LSTM state carried along.
+
+        ``rhs`` is F(u) ``(B, C, ny, nx)``, required when ``physics_input`` is set.
+        """
         ny, nx = self.shape
         pny, pnx = self.padded_shape
         x = x_in = _pad(u, (0, pnx - nx, 0, pny - ny), self.periodic, mode="replicate")
@@ -197,23 +211,28 @@ class PhyCRNet(nn.Module):
         y = self.shuffle(h if self.project is None else self.project(h))
         if self.config.input_skip:
             y = torch.cat([y, x_in], dim=1)
+        if self.config.physics_input:
+            if rhs is None:
+                raise ValueError("physics_input needs the right-hand side F(u) at every step")
+            y = torch.cat([y, _pad(rhs, (0, pnx - nx, 0, pny - ny), self.periodic, mode="replicate")], dim=1)
         if self.hidden_head is not None:
             y = torch.tanh(self.hidden_head(y))
         y = self.output(y)[..., :ny, :nx]
         return u + dt * self.config.output_scale * y, (h, c)
 
-    def forward(self, u0: torch.Tensor, n_steps: int, dt: float, state: tuple[torch.Tensor, torch.Tensor] | None = None, constrain=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, u0: torch.Tensor, n_steps: int, dt: float, state: tuple[torch.Tensor, torch.Tensor] | None = None, constrain=None, rhs=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Roll out ``n_steps`` steps from ``u0`` ``(B, C, ny, nx)``.
 
         Returns frames ``(n_steps + 1, B, C, ny, nx)`` (frame 0 is ``u0``) and the final LSTM
         state. ``constrain(k, u)``, if given, is applied to each new state ``u_k`` (e.g. to
-        impose Dirichlet values) before it is fed back.
+        impose Dirichlet values) before it is fed back. ``rhs(k, u)`` gives F(u_k) for
+        ``physics_input``.
         """
         state = state if state is not None else self.initial_hidden(u0.shape[0])
         frames = [u0]
         u = u0
         for k in range(1, n_steps + 1):
-            u, state = self.step(u, state, dt)
+            u, state = self.step(u, state, dt, rhs(k - 1, u) if rhs is not None else None)
             if constrain is not None:
                 u = constrain(k, u)
             frames.append(u)

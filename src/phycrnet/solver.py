@@ -165,6 +165,9 @@ def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult,
     attrs = {
         "training": json.dumps(config.model_dump(mode="json")),
         "derivatives": trainer.physics.scheme,
+        "substeps": trainer.substeps,
         "device": str(trainer.device),
     }
+    if trainer.stiffness is not None:
+        attrs["stiffness_dt_rho"] = round(trainer.stiffness, 4)
     return trained_solution(problem, frames, times, solver="phycrnet", result=result, attrs=attrs)

@@ -43,6 +43,12 @@ from phycrnet.spec import Problem
 from phycrnet.weighting import make_weighting
 
 CHECKPOINT_VERSION = 1
+#: Target of ``dt * rho`` per network step for automatic sub-steps (see
+#: :meth:`Trainer.automatic_substeps`), and the most sub-steps chosen automatically.
+STIFF_STEP = 4.0
+MAX_AUTO_SUBSTEPS = 4
+#: Times L-BFGS restarts from the best state after a non-finite loss before it gives up.
+LBFGS_RESTARTS = 3
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -158,9 +164,10 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.progress = progress
         self.u0 = torch.as_tensor(problem.initial_values(), dtype=self.dtype, device=self.device).unsqueeze(0)
-        self.substeps = config.substeps
-        self.dt_network = problem.dt / config.substeps
-        self.n_network_steps = problem.n_steps * config.substeps
+        self.stiffness: float | None = None  # dt * rho, when sub-steps are chosen automatically
+        self.substeps = config.substeps or self.automatic_substeps()
+        self.dt_network = problem.dt / self.substeps
+        self.n_network_steps = problem.n_steps * self.substeps
         self.t_network = torch.arange(self.n_network_steps + 1, dtype=self.dtype, device=self.device) * self.dt_network
         # The central time scheme needs at least two steps to form a residual.
         self.min_window = min(self.n_network_steps, 2 if config.time_scheme == "central" else 1)
@@ -177,6 +184,28 @@ class Trainer:
         self.logged_parameters = self.coefficients.learned()
         self._last_checkpoint = 0.0
         self._log_rows: list[dict[str, Any]] = []
+
+    def automatic_substeps(self) -> int:
+        """Network steps per output frame when ``substeps`` is 0 (automatic).
+
+        With the right-hand side fed to the decoder (``physics_input``) a network step is a
+        learned correction to an explicit step, which trains well while that step is near
+        its stability limit (2 on the negative real axis) and badly far beyond it. Measured
+        at 120-150 s, one thread (RESULTS.md, "Automatic sub-steps"): heat, dt * rho = 9.1,
+        gave 6.6e-2 with one step per frame and 1.2e-2 / 8.2e-3 with three / four;
+        diffusion-reaction (3.7) and Burgers (4.8) trained as well or better with one. So:
+        the fewest sub-steps that bring dt * rho to ``STIFF_STEP`` or below, rho being the
+        spectral radius of the Jacobian at the initial state, at most ``MAX_AUTO_SUBSTEPS``
+        (each one costs a full network step). One without ``physics_input``.
+        """
+        if not self.model.config.physics_input:
+            return 1
+        parameters = {n: p.value for n, p in self.problem.parameters.items()}
+        t0 = torch.zeros(1, dtype=self.dtype, device=self.device)
+        state = self.physics.enforce(self.u0, t0, parameters)
+        rho = self.physics.spectral_radius(state, t0, parameters)
+        self.stiffness = self.problem.dt * rho
+        return int(min(MAX_AUTO_SUBSTEPS, max(1, math.ceil(self.stiffness / STIFF_STEP - 1e-9))))
 
     def _create_weighting_parameters(self) -> None:
         """Lazily created weighting parameters (``uncertainty``) must exist for the optimiser."""
@@ -206,12 +235,20 @@ class Trainer:
 
         return constrain if self.physics.hard else None
 
+    def _rhs(self, parameters):
+        def rhs(k: int, u: torch.Tensor) -> torch.Tensor:
+            t = torch.full((1,), k * self.dt_network, dtype=self.dtype, device=self.device)
+            return self.physics.rhs(u, t, parameters)
+
+        return rhs
+
     def rollout(self, n_steps: int | None = None, *, parameters=None) -> torch.Tensor:
         """Network frames ``(n_steps + 1, C, ny, nx)`` at spacing ``dt / substeps``."""
         n_steps = self.n_network_steps if n_steps is None else n_steps
         parameters = parameters if parameters is not None else self.coefficients.values()
         u0 = self.physics.enforce(self.u0, self.t_network[:1], parameters)
-        frames, _ = self.model(u0, n_steps, self.dt_network, constrain=self._constrain(parameters))
+        rhs = self._rhs(parameters) if self.model.config.physics_input else None
+        frames, _ = self.model(u0, n_steps, self.dt_network, constrain=self._constrain(parameters), rhs=rhs)
         return frames[:, 0]
 
     def losses(self, frames: torch.Tensor, n_steps: int) -> dict[str, torch.Tensor]:
@@ -350,12 +387,19 @@ class Trainer:
         Runs until the time budget or the iteration cap. Every loss-and-gradient evaluation
         (line-search trials included) counts as one iteration, so an iteration costs about
         the same in both phases; each outer step is up to 20 L-BFGS iterations with a
-        strong-Wolfe line search.
+        strong-Wolfe line search. A non-finite loss restarts L-BFGS from the best state (at
+        most ``LBFGS_RESTARTS`` times) instead of ending the phase.
         """
         if self.best_state is not None:
             self._restore(self.best_state)
         weights = dict(self.weighting.weights)
-        optimizer = torch.optim.LBFGS(self._trainable(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+
+        def fresh_optimizer() -> torch.optim.LBFGS:
+            return torch.optim.LBFGS(self._trainable(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+
+        optimizer = fresh_optimizer()
+        evaluations_per_step = optimizer.defaults["max_eval"]
+        restarts = 0
         budget, cap = self.config.time_budget, self.config.total_iterations()
         record: dict[str, Any] = {"evaluations": 0}
 
@@ -375,7 +419,7 @@ class Trainer:
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
             if cap is not None:
                 # End the outer step at the cap; a line search may still run into it (below).
-                optimizer.param_groups[0]["max_eval"] = cap - self.iteration
+                optimizer.param_groups[0]["max_eval"] = min(evaluations_per_step, cap - self.iteration)
             record["evaluations"] = 0
             before = self._snapshot() if cap is not None else None
             start = time.perf_counter()
@@ -393,7 +437,14 @@ class Trainer:
             self.iteration += record["evaluations"]
             terms = record["terms"]
             if not _finite(terms, total):
-                break
+                # A line search stepped into a rollout that blew up: go back to the best
+                # state and start afresh with an empty curvature history, a few times.
+                restarts += 1
+                if self.best_state is None or restarts > LBFGS_RESTARTS:
+                    break
+                self._restore(self.best_state)
+                optimizer = fresh_optimizer()
+                continue
             self.last_terms = terms
             self.logged_parameters = self.coefficients.learned()
             raw = sum(terms.values())

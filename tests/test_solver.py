@@ -350,10 +350,12 @@ def test_physics_input_network_needs_and_uses_the_right_hand_side(tiny_model):
     network = PhyCRNet(1, (16, 16), (True, True), model_config(None, tiny_model))
     with pytest.raises(ValueError, match="right-hand side"):
         network(u, 1, 0.1)
-    with torch.no_grad():
-        zero, _ = network(u, 1, 0.1, rhs=lambda k, state: torch.zeros_like(state))
-        one, _ = network(u, 1, 0.1, rhs=lambda k, state: torch.ones_like(state))
-    assert not torch.allclose(zero, one)
+
+    def step(value: float) -> torch.Tensor:
+        with torch.no_grad():
+            return network(u, 1, 0.1, rhs=lambda k, state: torch.full_like(state, value))[0]
+
+    assert not torch.allclose(step(0.0), step(1.0))
     plain = PhyCRNet(1, (16, 16), (True, True), model_config(None, {**tiny_model, "physics_input": False}))
     with torch.no_grad():
         first, _ = plain(u, 1, 0.1, rhs=lambda k, state: torch.zeros_like(state))
@@ -361,9 +363,11 @@ def test_physics_input_network_needs_and_uses_the_right_hand_side(tiny_model):
     assert torch.equal(first, second)
 
 
-def test_untrained_network_sees_the_boundary_data_through_the_physics_input(tiny_model):
-    """Two problems that differ only in a Neumann flux give different first steps before any
-    training: the boundary data reach the network through F (hard mode, ghost nodes)."""
+@pytest.mark.parametrize("physics_input", [True, False])
+def test_network_sees_the_boundary_data_through_the_physics_input(tiny_model, physics_input):
+    """Two problems that differ only in a Neumann flux give the same network different first
+    steps once its F channels carry weight: the boundary data reach the network through F
+    (hard mode, ghost nodes). Without the physics input they cannot."""
     from phycrnet.config import model_config, training_config
     from phycrnet.spec import load_spec
     from phycrnet.train import Trainer
@@ -375,11 +379,14 @@ def test_untrained_network_sees_the_boundary_data_through_the_physics_input(tiny
             "equations": {"u": "a*laplace(u)"}, "initial": {"u": "cos(pi*x)"},
             "boundary": {"u": {s: {"type": "neumann", "value": flux} for s in ("left", "right", "bottom", "top")}},
         }
-        trainer = Trainer(load_spec(spec), training_config(None, {"threads": 1}), model_config(None, tiny_model))
+        section = {**tiny_model, "physics_input": physics_input}
+        trainer = Trainer(load_spec(spec), training_config(None, {"threads": 1, "substeps": 1}), model_config(None, section))
         with torch.no_grad():
+            if physics_input:
+                trainer.model.output.conv.weight[:, -1].fill_(0.1)  # as training would
             return trainer.rollout(1)[1]
 
-    assert not torch.allclose(first_step(0.0), first_step(1.0))
+    assert torch.allclose(first_step(0.0), first_step(1.0)) != physics_input
 
 
 def test_negative_shuffle_channels_is_rejected(tiny_model):

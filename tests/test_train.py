@@ -464,18 +464,41 @@ def test_spectral_radius_estimate_matches_the_discrete_laplacian():
     assert rho == pytest.approx(0.02 * 8 * 16**2, rel=1e-3)
 
 
-def test_automatic_substeps_follow_the_stiffness(periodic_heat_spec, tiny_model):
-    """Sub-steps grow with dt * rho (here through the diffusivity) up to the cap; without the
-    physics input, or when given, they are not chosen automatically."""
-    from phycrnet.train import MAX_AUTO_SUBSTEPS, STIFF_STEP
+def test_automatic_substeps_and_physics_input_follow_the_stiffness(periodic_heat_spec, tiny_model):
+    """Sub-steps grow with dt * rho (here through the diffusivity) up to the cap; far beyond
+    it the physics input is switched off (and one step per frame kept); given values win."""
+    from phycrnet.train import MAX_AUTO_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
 
-    chosen = []
-    for a in (1e-4, 0.05, 10.0):
-        spec = {**periodic_heat_spec, "parameters": {**periodic_heat_spec.get("parameters", {})}}
-        spec["equations"] = {"u": f"{a}*laplace(u)"}
-        trainer = make_trainer(spec, tiny_model)
-        assert trainer.substeps == min(MAX_AUTO_SUBSTEPS, max(1, math.ceil(trainer.stiffness / STIFF_STEP)))
-        chosen.append(trainer.substeps)
-    assert chosen[0] == 1 and chosen[-1] == MAX_AUTO_SUBSTEPS and chosen == sorted(chosen)
-    assert make_trainer(spec, {**tiny_model, "physics_input": False}).substeps == 1
-    assert make_trainer(spec, tiny_model, substeps=2).substeps == 2
+    def trainer_for(a: float, **options) -> Trainer:
+        return make_trainer({**periodic_heat_spec, "equations": {"u": f"{a}*laplace(u)"}}, tiny_model, **options)
+
+    mild, stiff, extreme = trainer_for(1e-4), trainer_for(0.05), trainer_for(10.0)
+    assert mild.stiffness < stiff.stiffness < extreme.stiffness
+    assert mild.substeps == 1 and mild.model.config.physics_input is True
+    assert stiff.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT < extreme.stiffness / MAX_AUTO_SUBSTEPS
+    assert stiff.substeps == min(MAX_AUTO_SUBSTEPS, math.ceil(stiff.stiffness / STIFF_STEP)) > 1
+    assert extreme.model.config.physics_input is False and extreme.substeps == 1
+    forced = make_trainer({**periodic_heat_spec, "equations": {"u": "10.0*laplace(u)"}}, {**tiny_model, "physics_input": True})
+    assert forced.model.config.physics_input is True and forced.substeps == MAX_AUTO_SUBSTEPS
+    assert trainer_for(0.05, substeps=2).substeps == 2
+    assert make_trainer(periodic_heat_spec, {**tiny_model, "physics_input": False}).substeps == 1
+
+
+@pytest.mark.parametrize("scheme", ["crank_nicolson", "bdf2", "central", "backward_euler"])
+def test_residual_reuses_the_rollouts_right_hand_side_without_changing_it(mixed_bc_spec, tiny_model, scheme):
+    """The loss built from F(u_k) the network already saw equals the one evaluated afresh,
+    values and gradients alike (hard Dirichlet nodes and ghost nodes included)."""
+    trainer = make_trainer(mixed_bc_spec, tiny_model, time_scheme=scheme, boundary="hard", substeps=2)
+    frames = trainer.rollout()
+    assert trainer._known_rhs is not None and trainer._known_rhs[0] is frames
+    reused = trainer.losses(frames, trainer.n_network_steps)
+    fresh = trainer.physics.losses(frames, trainer.t_network, trainer.coefficients.values())
+    assert reused.keys() == fresh.keys()
+    params = list(trainer.model.parameters())
+    for key in reused:
+        assert float(reused[key]) == pytest.approx(float(fresh[key]), rel=1e-5)
+        g_reused = torch.autograd.grad(reused[key], params, retain_graph=True, allow_unused=True)
+        g_fresh = torch.autograd.grad(fresh[key], params, retain_graph=True, allow_unused=True)
+        for a, b in zip(g_reused, g_fresh):
+            if a is not None or b is not None:
+                assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)

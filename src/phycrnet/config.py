@@ -93,7 +93,7 @@ class _ModelSection(BaseModel):
     input_skip: bool = ModelConfig.input_skip
     head_channels: int = ModelConfig.head_channels
     shuffle_channels: int = ModelConfig.shuffle_channels
-    physics_input: bool = ModelConfig.physics_input
+    physics_input: bool | Literal["auto"] = ModelConfig.physics_input
 
 
 def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:

@@ -59,8 +59,10 @@ class ModelConfig:
     #: correction to an explicit step instead of the physics itself, and it sees the
     #: boundary data, which it otherwise has to infer from the loss alone. Measured at 120 s
     #: (RESULTS.md, "Physics input"): Allen–Cahn 4.4e-4 -> 2.0e-4, heat 0.10 -> 3.0e-2,
-    #: diffusion–reaction 3.2e-2 -> 4.4e-3, Burgers mixed 0.18 -> 0.14.
-    physics_input: bool = True
+    #: diffusion–reaction 3.2e-2 -> 4.4e-3, Burgers mixed 0.18 -> 0.14. ``"auto"`` (the
+    #: default): on unless the problem is too stiff for it (the trainer decides, see
+    #: ``phycrnet.train.PHYSICS_INPUT_LIMIT``); a network built directly treats it as on.
+    physics_input: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):
@@ -71,6 +73,8 @@ class ModelConfig:
             raise OptionsError("model: lstm_kernel and decoder_kernel must be odd")
         if self.head_channels < 0 or self.shuffle_channels < 0:
             raise OptionsError("model: head_channels and shuffle_channels must be >= 0")
+        if self.physics_input not in (True, False, "auto"):
+            raise OptionsError("model.physics_input: choose true, false or auto")
         if self.initial_state not in ("learned", "zeros", "random"):
             raise OptionsError("model.initial_state: choose learned, zeros or random")
 

@@ -219,24 +219,39 @@ class Physics:
         return float(torch.tensor(tail).mean().exp())
 
     # -- residuals ---------------------------------------------------------------------------
-    def pde_residual(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
-        """Residual of the time scheme: ``(T-1, C, ny, nx)`` (``T-2`` for ``central``)."""
+    def pde_residual(
+        self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any], known_rhs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Residual of the time scheme: ``(T-1, C, ny, nx)`` (``T-2`` for ``central``).
+
+        ``known_rhs``, if given, is F of the first ``len(known_rhs)`` frames, already
+        computed (by a rollout that fed it to the network); only the rest is evaluated.
+        """
         dt = t[1:] - t[:-1]
         scheme = self.options.time_scheme
+
+        def rhs(start: int, stop: int | None) -> torch.Tensor:
+            """F of ``frames[start:stop]``, reusing ``known_rhs`` where it covers them."""
+            if known_rhs is None:
+                return self.rhs(frames[start:stop], t[start:stop], parameters)
+            n = known_rhs.shape[0]
+            every = torch.cat([known_rhs, self.rhs(frames[n:], t[n:], parameters)]) if n < frames.shape[0] else known_rhs
+            return every[start:stop]
+
         if scheme == "central":
-            f = self.rhs(frames[1:-1], t[1:-1], parameters)
+            f = rhs(1, -1)
             span = (t[2:] - t[:-2]).view(-1, 1, 1, 1)
             return (frames[2:] - frames[:-2]) / span - f
         dt = dt.view(-1, 1, 1, 1)
         if scheme == "backward_euler":
-            return (frames[1:] - frames[:-1]) / dt - self.rhs(frames[1:], t[1:], parameters)
+            return (frames[1:] - frames[:-1]) / dt - rhs(1, None)
         if scheme == "bdf2":
-            f = self.rhs(frames[1:], t[1:], parameters)
+            f = rhs(1, None)
             first = (frames[1:2] - frames[:1]) / dt[:1] - f[:1]
             # Uniform steps assumed, as everywhere in this module.
             rest = (3 * frames[2:] - 4 * frames[1:-1] + frames[:-2]) / (2 * dt[1:]) - f[1:]
             return torch.cat([first, rest])
-        f = self.rhs(frames, t, parameters)
+        f = rhs(0, None)
         return (frames[1:] - frames[:-1]) / dt - 0.5 * (f[1:] + f[:-1])
 
     def boundary_residuals(
@@ -265,14 +280,15 @@ class Physics:
         *,
         skip_first: bool = True,
         causal: float = 0.0,
+        known_rhs: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Named loss terms (mean squares): ``pde_<field>`` and ``bc_<field>_<side>``.
 
         ``skip_first`` leaves frame 0 (the given initial value) out of the boundary terms.
-        ``causal > 0`` weights the PDE residual of step k by ``exp(-causal * sum_{j<k} L_j)``
+        ``known_rhs``: see :meth:`pde_residual`. ``causal > 0`` weights the PDE residual of step k by ``exp(-causal * sum_{j<k} L_j)``
         (causal training, Wang, Sankaran, Perdikaris 2022), with the weights held constant.
         """
-        residual = self.pde_residual(frames, t, parameters)
+        residual = self.pde_residual(frames, t, parameters, known_rhs)
         terms = {}
         for c, name in enumerate(self.problem.fields):
             per_step = residual[:, c][:, self.pde_mask[c]].pow(2).mean(dim=1)

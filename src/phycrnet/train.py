@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import math
 import os
 import random
@@ -47,6 +48,10 @@ CHECKPOINT_VERSION = 1
 #: :meth:`Trainer.automatic_substeps`), and the most sub-steps chosen automatically.
 STIFF_STEP = 4.0
 MAX_AUTO_SUBSTEPS = 4
+#: ``physics_input: auto`` feeds F to the network only while the sub-stepped dt * rho stays
+#: at or below this: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per
+#: sub-step; Gray-Scott, 15) the rollout blows up as soon as training gives F any weight.
+PHYSICS_INPUT_LIMIT = 8.0
 #: Times L-BFGS restarts from the best state after a non-finite loss before it gives up.
 LBFGS_RESTARTS = 3
 
@@ -154,6 +159,16 @@ class Trainer:
         _seed_everything(config.seed)
         options = PhysicsOptions(config.derivatives, config.boundary, config.time_scheme, config.bc_accuracy)
         self.physics = Physics(problem, options, dtype=self.dtype, device=self.device)
+        self.u0 = torch.as_tensor(problem.initial_values(), dtype=self.dtype, device=self.device).unsqueeze(0)
+        model_config = model_config or ModelConfig()
+        automatic = model_config.physics_input == "auto" or config.substeps == 0
+        # dt * rho: the stiffness of one frame's step, when anything is chosen from it.
+        self.stiffness: float | None = self.measure_stiffness() if automatic else None
+        physics_input = model_config.physics_input
+        if physics_input == "auto":
+            physics_input = self.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT
+        model_config = dataclasses.replace(model_config, physics_input=bool(physics_input))
+        self.substeps = config.substeps or self.automatic_substeps(model_config.physics_input)
         self.model = PhyCRNet(len(problem.fields), problem.grid.shape, problem.periodic, model_config, seed=config.seed)
         self.model.to(device=self.device, dtype=self.dtype)
         self.coefficients = Coefficients(problem, self.dtype).to(self.device)
@@ -163,9 +178,7 @@ class Trainer:
         self.log_path = log_path
         self.checkpoint_path = checkpoint_path
         self.progress = progress
-        self.u0 = torch.as_tensor(problem.initial_values(), dtype=self.dtype, device=self.device).unsqueeze(0)
-        self.stiffness: float | None = None  # dt * rho, when sub-steps are chosen automatically
-        self.substeps = config.substeps or self.automatic_substeps()
+        self._known_rhs: tuple[torch.Tensor, torch.Tensor] | None = None  # (frames, F) of the last rollout
         self.dt_network = problem.dt / self.substeps
         self.n_network_steps = problem.n_steps * self.substeps
         self.t_network = torch.arange(self.n_network_steps + 1, dtype=self.dtype, device=self.device) * self.dt_network
@@ -185,26 +198,29 @@ class Trainer:
         self._last_checkpoint = 0.0
         self._log_rows: list[dict[str, Any]] = []
 
-    def automatic_substeps(self) -> int:
+    def measure_stiffness(self) -> float:
+        """``dt * rho``: the frame step times the spectral radius of the Jacobian of the
+        right-hand side at the initial state (the problem's parameters at their initial
+        values)."""
+        parameters = {n: p.value for n, p in self.problem.parameters.items()}
+        t0 = torch.zeros(1, dtype=self.dtype, device=self.device)
+        state = self.physics.enforce(self.u0, t0, parameters)
+        return self.problem.dt * self.physics.spectral_radius(state, t0, parameters)
+
+    def automatic_substeps(self, physics_input: bool) -> int:
         """Network steps per output frame when ``substeps`` is 0 (automatic).
 
         With the right-hand side fed to the decoder (``physics_input``) a network step is a
         learned correction to an explicit step, which trains well while that step is near
         its stability limit (2 on the negative real axis) and badly far beyond it. Measured
-        at 120-150 s, one thread (RESULTS.md, "Automatic sub-steps"): heat, dt * rho = 9.1,
-        gave 6.6e-2 with one step per frame and 1.2e-2 / 8.2e-3 with three / four;
-        diffusion-reaction (3.7) and Burgers (4.8) trained as well or better with one. So:
-        the fewest sub-steps that bring dt * rho to ``STIFF_STEP`` or below, rho being the
-        spectral radius of the Jacobian at the initial state, at most ``MAX_AUTO_SUBSTEPS``
-        (each one costs a full network step). One without ``physics_input``.
+        at 120-150 s, one thread: heat, dt * rho = 9.1, gave 6.6e-2 with one step per frame
+        and 1.2e-2 / 8.2e-3 with three / four; diffusion-reaction (3.7) and Burgers (4.8)
+        trained about as well with one. So: the fewest sub-steps that bring dt * rho to
+        ``STIFF_STEP`` or below, at most ``MAX_AUTO_SUBSTEPS`` (each one costs a full network
+        step). One without ``physics_input``.
         """
-        if not self.model.config.physics_input:
+        if not physics_input:
             return 1
-        parameters = {n: p.value for n, p in self.problem.parameters.items()}
-        t0 = torch.zeros(1, dtype=self.dtype, device=self.device)
-        state = self.physics.enforce(self.u0, t0, parameters)
-        rho = self.physics.spectral_radius(state, t0, parameters)
-        self.stiffness = self.problem.dt * rho
         return int(min(MAX_AUTO_SUBSTEPS, max(1, math.ceil(self.stiffness / STIFF_STEP - 1e-9))))
 
     def _create_weighting_parameters(self) -> None:
@@ -235,26 +251,36 @@ class Trainer:
 
         return constrain if self.physics.hard else None
 
-    def _rhs(self, parameters):
+    def _rhs(self, parameters, record: list[torch.Tensor]):
+        """F(u_k) for the network's physics input; each value is kept in ``record``."""
+
         def rhs(k: int, u: torch.Tensor) -> torch.Tensor:
             t = torch.full((1,), k * self.dt_network, dtype=self.dtype, device=self.device)
-            return self.physics.rhs(u, t, parameters)
+            value = self.physics.rhs(u, t, parameters)
+            record.append(value)
+            return value
 
         return rhs
 
     def rollout(self, n_steps: int | None = None, *, parameters=None) -> torch.Tensor:
         """Network frames ``(n_steps + 1, C, ny, nx)`` at spacing ``dt / substeps``."""
         n_steps = self.n_network_steps if n_steps is None else n_steps
+        parameters_given = parameters
         parameters = parameters if parameters is not None else self.coefficients.values()
         u0 = self.physics.enforce(self.u0, self.t_network[:1], parameters)
-        rhs = self._rhs(parameters) if self.model.config.physics_input else None
+        record: list[torch.Tensor] = []
+        rhs = self._rhs(parameters, record) if self.model.config.physics_input else None
         frames, _ = self.model(u0, n_steps, self.dt_network, constrain=self._constrain(parameters), rhs=rhs)
-        return frames[:, 0]
+        frames = frames[:, 0]
+        # The residual reuses F of the frames the network already saw (same parameters).
+        self._known_rhs = (frames, torch.cat(record)) if record and parameters_given is None else None
+        return frames
 
     def losses(self, frames: torch.Tensor, n_steps: int) -> dict[str, torch.Tensor]:
         parameters = self.coefficients.values()
         t = self.t_network[: n_steps + 1]
-        terms = self.physics.losses(frames, t, parameters, causal=self.config.causal)
+        known = self._known_rhs[1] if self._known_rhs is not None and self._known_rhs[0] is frames else None
+        terms = self.physics.losses(frames, t, parameters, causal=self.config.causal, known_rhs=known)
         if self.extra_losses is not None:
             terms.update(self.extra_losses(frames, t, parameters))
         return terms

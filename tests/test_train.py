@@ -502,3 +502,21 @@ def test_residual_reuses_the_rollouts_right_hand_side_without_changing_it(mixed_
         for a, b in zip(g_reused, g_fresh):
             if a is not None or b is not None:
                 assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_untrained_rollout_stays_bounded_with_a_long_time_step(periodic_heat_spec, tiny_model, monkeypatch):
+    """The output layer starts smaller when the network step is longer than the paper's
+    0.05, so an untrained rollout with dt = 5 stays of the initial value's size; at the
+    unscaled initialisation the same rollout grows by orders of magnitude."""
+    import phycrnet.train as train_module
+
+    spec = {**periodic_heat_spec, "time": {"t_end": 100.0, "dt": 5.0}, "equations": {"u": "1e-4*laplace(u)"}}
+
+    def largest_value() -> float:
+        trainer = make_trainer(spec, {"physics_input": False})  # the default network's width
+        with torch.no_grad():
+            return float(trainer.rollout().abs().max())
+
+    assert largest_value() < 3.0
+    monkeypatch.setattr(train_module, "REFERENCE_STEP", 1e9)
+    assert largest_value() > 30.0

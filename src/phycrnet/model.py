@@ -191,6 +191,12 @@ class PhyCRNet(nn.Module):
             self.output.conv.weight.mul_(0.1)
             self.output.conv.bias.zero_()
 
+    def scale_output(self, factor: float) -> None:
+        """Multiply the output layer's weights by ``factor`` (before training: a long time
+        step needs a smaller initial update)."""
+        with torch.no_grad():
+            self.output.conv.weight.mul_(factor)
+
     @staticmethod
     def automatic_shuffle_channels(n_fields: int, config: ModelConfig) -> int:
         """Channels per pixel after the shuffle when ``shuffle_channels`` is 0 (see there)."""

@@ -52,6 +52,8 @@ MAX_AUTO_SUBSTEPS = 4
 #: at or below this: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per
 #: sub-step; Gray-Scott, 15) the rollout blows up as soon as training gives F any weight.
 PHYSICS_INPUT_LIMIT = 8.0
+#: Network step (time units) up to which the output layer keeps its initial scale.
+REFERENCE_STEP = 0.05
 #: Times L-BFGS restarts from the best state after a non-finite loss before it gives up.
 LBFGS_RESTARTS = 3
 
@@ -170,6 +172,10 @@ class Trainer:
         model_config = dataclasses.replace(model_config, physics_input=bool(physics_input))
         self.substeps = config.substeps or self.automatic_substeps(model_config.physics_input)
         self.model = PhyCRNet(len(problem.fields), problem.grid.shape, problem.periodic, model_config, seed=config.seed)
+        # The untrained step u + dt * y is a random linear recurrence through the decoder's
+        # input skip; keep its growth per step what it is at the paper's dt of 0.05 (an
+        # untrained Gray-Scott rollout, dt = 5, otherwise reached losses of 1e31).
+        self.model.scale_output(min(1.0, REFERENCE_STEP * self.substeps / problem.dt))
         self.model.to(device=self.device, dtype=self.dtype)
         self.coefficients = Coefficients(problem, self.dtype).to(self.device)
         self.weighting = make_weighting(config.weighting, **config.weighting_options).to(self.device)

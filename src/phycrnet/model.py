@@ -57,9 +57,10 @@ class ModelConfig:
     #: state (the trainer supplies it, evaluated with the residual's own operators and, in
     #: hard mode, the boundary conditions' ghost nodes). The network then learns a
     #: correction to an explicit step instead of the physics itself, and it sees the
-    #: boundary data, which it otherwise has to infer from the loss alone. Measured at 120 s
-    #: (RESULTS.md, "Physics input"): Allen–Cahn 4.4e-4 -> 2.0e-4, heat 0.10 -> 3.0e-2,
-    #: diffusion–reaction 3.2e-2 -> 4.4e-3, Burgers mixed 0.18 -> 0.14. ``"auto"`` (the
+    #: boundary data, which it otherwise has to infer from the loss alone. Measured at 120 s,
+    #: one thread (RESULTS.md, "Physics input" and "Automatic sub-steps"): Allen–Cahn
+    #: 5.4e-4 -> 2.9e-4; heat needs sub-steps with it; diffusion–reaction and Burgers mixed
+    #: about unchanged (4.6e-3, 0.15 -> 0.17). ``"auto"`` (the
     #: default): on unless the problem is too stiff for it (the trainer decides, see
     #: ``phycrnet.train.PHYSICS_INPUT_LIMIT``); a network built directly treats it as on.
     physics_input: bool | str = "auto"

@@ -219,9 +219,10 @@ class Trainer:
         With the right-hand side fed to the decoder (``physics_input``) a network step is a
         learned correction to an explicit step, which trains well while that step is near
         its stability limit (2 on the negative real axis) and badly far beyond it. Measured
-        at 120-150 s, one thread: heat, dt * rho = 9.1, gave 6.6e-2 with one step per frame
-        and 1.2e-2 / 8.2e-3 with three / four; diffusion-reaction (3.7) and Burgers (4.8)
-        trained about as well with one. So: the fewest sub-steps that bring dt * rho to
+        at 120 s, one thread (RESULTS.md, "Automatic sub-steps"): heat, dt * rho = 9.1, gave
+        3.2e-2 with one step per frame and 9.2e-3 with three (ad hoc, 150 s: 8.2e-3 with
+        four); diffusion-reaction (3.7) and Burgers (4.8) trained about as well with one or
+        two. So: the fewest sub-steps that bring dt * rho to
         ``STIFF_STEP`` or below, at most ``MAX_AUTO_SUBSTEPS`` (each one costs a full network
         step). One without ``physics_input``.
         """

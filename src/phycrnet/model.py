@@ -208,14 +208,18 @@ class PhyCRNet(nn.Module):
         h, c = self.initial_state
         return h.expand(batch, -1, -1, -1), c.expand(batch, -1, -1, -1)
 
+    def _pad_to_network(self, u: torch.Tensor) -> torch.Tensor:
+        """``(B, C, ny, nx)`` padded up to the network's shape (a multiple of the upscale)."""
+        (ny, nx), (pny, pnx) = self.shape, self.padded_shape
+        return _pad(u, (0, pnx - nx, 0, pny - ny), self.periodic, mode="replicate")
+
     def step(self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dt: float, rhs: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One time step: ``u (B, C, ny, nx) -> u_next``, with the LSTM state carried along.
 
         ``rhs`` is F(u) ``(B, C, ny, nx)``, required when ``physics_input`` is set.
         """
         ny, nx = self.shape
-        pny, pnx = self.padded_shape
-        x = x_in = _pad(u, (0, pnx - nx, 0, pny - ny), self.periodic, mode="replicate")
+        x = x_in = self._pad_to_network(u)
         for conv in self.encoder:
             x = F.relu(conv(x))
         h, c = self.lstm(x, state)
@@ -225,7 +229,7 @@ class PhyCRNet(nn.Module):
         if self.config.physics_input:
             if rhs is None:
                 raise ValueError("physics_input needs the right-hand side F(u) at every step")
-            y = torch.cat([y, _pad(rhs, (0, pnx - nx, 0, pny - ny), self.periodic, mode="replicate")], dim=1)
+            y = torch.cat([y, self._pad_to_network(rhs)], dim=1)
         if self.hidden_head is not None:
             y = torch.tanh(self.hidden_head(y))
         y = self.output(y)[..., :ny, :nx]

@@ -29,6 +29,7 @@ covers every node that is not a Dirichlet node).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -210,13 +211,14 @@ class Physics:
         log_growth = []
         for _ in range(iterations):
             _, jv = torch.func.jvp(lambda u: self.rhs(u, t, values), (state,), (v,))
-            norm = float((jv * mask).norm())
-            if not norm > 0 or not torch.isfinite(jv).all():
-                return 0.0 if norm == 0 else float("inf")
-            log_growth.append(torch.log(torch.tensor(norm)).item())
-            v = jv * mask / norm
+            jv = jv * mask
+            norm = float(jv.norm())
+            if not norm > 0 or not math.isfinite(norm):
+                return 0.0 if norm == 0 else math.inf
+            log_growth.append(math.log(norm))
+            v = jv / norm
         tail = log_growth[-max(1, iterations // 4) :]
-        return float(torch.tensor(tail).mean().exp())
+        return math.exp(sum(tail) / len(tail))
 
     # -- residuals ---------------------------------------------------------------------------
     def pde_residual(
@@ -285,8 +287,9 @@ class Physics:
         """Named loss terms (mean squares): ``pde_<field>`` and ``bc_<field>_<side>``.
 
         ``skip_first`` leaves frame 0 (the given initial value) out of the boundary terms.
-        ``known_rhs``: see :meth:`pde_residual`. ``causal > 0`` weights the PDE residual of step k by ``exp(-causal * sum_{j<k} L_j)``
-        (causal training, Wang, Sankaran, Perdikaris 2022), with the weights held constant.
+        ``known_rhs``: see :meth:`pde_residual`. ``causal > 0`` weights the PDE residual of
+        step k by ``exp(-causal * sum_{j<k} L_j)`` (causal training, Wang, Sankaran,
+        Perdikaris 2022), with the weights held constant.
         """
         residual = self.pde_residual(frames, t, parameters, known_rhs)
         terms = {}

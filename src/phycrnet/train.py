@@ -251,10 +251,13 @@ class Trainer:
     def _trainable(self) -> list[nn.Parameter]:
         return list(self.model.parameters()) + list(self.coefficients.parameters()) + list(self.weighting.parameters())
 
+    def _step_time(self, k: int) -> torch.Tensor:
+        """Time of network step ``k`` as a ``(1,)`` tensor (also past the training window)."""
+        return torch.full((1,), k * self.dt_network, dtype=self.dtype, device=self.device)
+
     def _constrain(self, parameters):
         def constrain(k: int, u: torch.Tensor) -> torch.Tensor:
-            t = torch.full((1,), k * self.dt_network, dtype=self.dtype, device=self.device)
-            return self.physics.enforce(u, t, parameters)
+            return self.physics.enforce(u, self._step_time(k), parameters)
 
         return constrain if self.physics.hard else None
 
@@ -262,8 +265,7 @@ class Trainer:
         """F(u_k) for the network's physics input; each value is kept in ``record``."""
 
         def rhs(k: int, u: torch.Tensor) -> torch.Tensor:
-            t = torch.full((1,), k * self.dt_network, dtype=self.dtype, device=self.device)
-            value = self.physics.rhs(u, t, parameters)
+            value = self.physics.rhs(u, self._step_time(k), parameters)
             record.append(value)
             return value
 

@@ -520,3 +520,14 @@ def test_untrained_rollout_stays_bounded_with_a_long_time_step(periodic_heat_spe
     assert largest_value() < 3.0
     monkeypatch.setattr(train_module, "REFERENCE_STEP", 1e9)
     assert largest_value() > 30.0
+
+
+def test_automatic_physics_input_is_off_for_transport_terms(periodic_heat_spec, tiny_model):
+    """A first-derivative term switches ``physics_input: auto`` off (even when the problem is
+    mild), and with it the automatic sub-steps; an explicit setting still wins."""
+    advected = {**periodic_heat_spec, "equations": {"u": "1e-4*laplace(u) - 0.5*d_dx(u)"}}
+    assert load_spec(advected).has_transport and not load_spec(periodic_heat_spec).has_transport
+    trainer = make_trainer(advected, tiny_model)
+    assert trainer.model.config.physics_input is False and trainer.substeps == 1
+    forced = make_trainer(advected, {**tiny_model, "physics_input": True})
+    assert forced.model.config.physics_input is True

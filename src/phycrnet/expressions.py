@@ -33,6 +33,9 @@ OPERATORS: dict[str, type[sympy.Function]] = {
     name: sympy.Function(name) for name in ("laplace", "d_dx", "d_dy", "d2_dx2", "d2_dy2")
 }
 
+#: The first-derivative operators: a term with one of them transports the fields.
+FIRST_DERIVATIVES: frozenset[str] = frozenset({"d_dx", "d_dy"})
+
 #: Elementary functions of the language and their sympy counterparts.
 FUNCTIONS: dict[str, Callable[..., sympy.Expr]] = {
     "sin": sympy.sin,
@@ -158,6 +161,11 @@ def operator_calls(expr: sympy.Expr) -> list[sympy.Expr]:
     """All spatial-operator applications in ``expr`` (innermost first, no duplicates)."""
     calls = [node for node in sympy.postorder_traversal(expr) if _operator_name(node)]
     return list(dict.fromkeys(calls))
+
+
+def operators_used(expr: sympy.Expr) -> set[str]:
+    """Names of the spatial operators that ``expr`` applies (``{"laplace", "d_dx"}``, ...)."""
+    return {_operator_name(call) for call in operator_calls(expr)}
 
 
 def _operator_name(node: sympy.Basic) -> str | None:

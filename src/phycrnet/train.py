@@ -168,7 +168,7 @@ class Trainer:
         self.stiffness: float | None = self.measure_stiffness() if automatic else None
         physics_input = model_config.physics_input
         if physics_input == "auto":
-            physics_input = self.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT
+            physics_input = self.automatic_physics_input()
         model_config = dataclasses.replace(model_config, physics_input=bool(physics_input))
         self.substeps = config.substeps or self.automatic_substeps(model_config.physics_input)
         self.model = PhyCRNet(len(problem.fields), problem.grid.shape, problem.periodic, model_config, seed=config.seed)
@@ -212,6 +212,22 @@ class Trainer:
         t0 = torch.zeros(1, dtype=self.dtype, device=self.device)
         state = self.physics.enforce(self.u0, t0, parameters)
         return self.problem.dt * self.physics.spectral_radius(state, t0, parameters)
+
+    def automatic_physics_input(self) -> bool:
+        """Whether ``physics_input: auto`` feeds the right-hand side F to the decoder.
+
+        Off for equations with first-derivative (transport) terms: on Burgers at 300 s, one
+        thread (RESULTS.md, ``burgers_periodic_300s_*``), F cost accuracy (3.0e-2 without,
+        4.7e-2 with F and one step per frame, 6.9e-2 with F and two sub-steps); an explicit
+        step of an advection term on a grid that barely resolves the fronts is a poor
+        predictor to correct. Off as well when even ``MAX_AUTO_SUBSTEPS`` sub-steps leave
+        dt * rho above ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as soon as training
+        gives F any weight). On otherwise (Allen-Cahn 5.4e-4 -> 2.9e-4 at 120 s, heat
+        0.18 -> 9.2e-3).
+        """
+        if self.problem.has_transport:
+            return False
+        return self.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT
 
     def automatic_substeps(self, physics_input: bool) -> int:
         """Network steps per output frame when ``substeps`` is 0 (automatic).

@@ -20,6 +20,7 @@ from phycrnet.expressions import (
     parse_expression,
     substitute,
     to_pypde,
+    transport_coefficients,
 )
 
 NAMES = {"u", "v", "x", "y", "t", "eps", "k"}
@@ -270,3 +271,21 @@ def test_to_pypde_is_also_our_language(source: str) -> None:
     in the spec language too."""
     expr = parse(source)
     assert parse(to_pypde(expr)) == expr
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("-u*d_dx(u) - v*d_dy(u) + k*laplace(u)", {"advection_x": "-u", "advection_y": "-v", "diffusion_x": "k", "diffusion_y": "k"}),
+        ("-d_dx(u**2/2) + eps*d2_dx2(u) + d2_dy2(v)", {"advection_x": "-u", "advection_y": "0", "diffusion_x": "eps", "diffusion_y": "0"}),
+        ("eps*laplace(u) + u - u**3", {"advection_x": "0", "advection_y": "0", "diffusion_x": "eps", "diffusion_y": "eps"}),
+        ("-d_dx(u)*d_dy(u)", {"advection_x": "-d_dy(u)", "advection_y": "-d_dx(u)", "diffusion_x": "0", "diffusion_y": "0"}),
+        ("k*laplace(u*v) - 2*x*d_dy(v)", {"advection_x": "0", "advection_y": "0", "diffusion_x": "k*v", "diffusion_y": "k*v"}),
+    ],
+)
+def test_transport_coefficients_linearise_each_operator_call(source, expected):
+    """Conservative and product forms give the same coefficients as the advective form; a
+    term acting on another field does not count for ``u``."""
+    coefficients = transport_coefficients(parse(source), "u")
+    for key, value in expected.items():
+        assert sympy.simplify(coefficients[key] - parse(value)) == 0, key

@@ -522,12 +522,18 @@ def test_untrained_rollout_stays_bounded_with_a_long_time_step(periodic_heat_spe
     assert largest_value() > 30.0
 
 
-def test_automatic_physics_input_is_off_for_transport_terms(periodic_heat_spec, tiny_model):
-    """A first-derivative term switches ``physics_input: auto`` off (even when the problem is
-    mild), and with it the automatic sub-steps; an explicit setting still wins."""
-    advected = {**periodic_heat_spec, "equations": {"u": "1e-4*laplace(u) - 0.5*d_dx(u)"}}
-    assert load_spec(advected).has_transport and not load_spec(periodic_heat_spec).has_transport
+@pytest.mark.parametrize("nu, resolved", [(0.05, True), (0.005, False), (0.0, False)])
+def test_automatic_physics_input_is_off_where_the_grid_does_not_resolve_transport(periodic_heat_spec, tiny_model, nu, resolved):
+    """The cell Peclet number |a| h / D decides ``physics_input: auto`` for advection:
+    here a = 1 (the maximum of u0), h = 1/16, so Pe = 1.25 at nu = 0.05 and 12.5 at 0.005,
+    infinite without diffusion; an explicit setting still wins."""
+    from phycrnet.train import PECLET_LIMIT
+
+    advected = {**periodic_heat_spec, "equations": {"u": f"{nu}*laplace(u) - d_dx(u**2/2)"}}
     trainer = make_trainer(advected, tiny_model)
-    assert trainer.model.config.physics_input is False and trainer.substeps == 1
+    expected = 1.0 / 16 / nu if nu else math.inf
+    assert trainer.peclet == pytest.approx(expected, rel=1e-6)
+    assert (trainer.peclet <= PECLET_LIMIT) == resolved
+    assert trainer.model.config.physics_input is resolved
     forced = make_trainer(advected, {**tiny_model, "physics_input": True})
     assert forced.model.config.physics_input is True

@@ -33,9 +33,6 @@ OPERATORS: dict[str, type[sympy.Function]] = {
     name: sympy.Function(name) for name in ("laplace", "d_dx", "d_dy", "d2_dx2", "d2_dy2")
 }
 
-#: The first-derivative operators: a term with one of them transports the fields.
-FIRST_DERIVATIVES: frozenset[str] = frozenset({"d_dx", "d_dy"})
-
 #: Elementary functions of the language and their sympy counterparts.
 FUNCTIONS: dict[str, Callable[..., sympy.Expr]] = {
     "sin": sympy.sin,
@@ -163,9 +160,39 @@ def operator_calls(expr: sympy.Expr) -> list[sympy.Expr]:
     return list(dict.fromkeys(calls))
 
 
-def operators_used(expr: sympy.Expr) -> set[str]:
-    """Names of the spatial operators that ``expr`` applies (``{"laplace", "d_dx"}``, ...)."""
-    return {_operator_name(call) for call in operator_calls(expr)}
+def transport_coefficients(expr: sympy.Expr, field: str) -> dict[str, sympy.Expr]:
+    """The linearised advection and diffusion coefficients of ``field`` in ``expr``.
+
+    ``expr`` is read as a function of its operator calls: a call ``d_dx(g)`` contributes
+    ``dE/d[d_dx(g)] * dg/d field`` to the advection coefficient along x (so
+    ``-u*d_dx(u)`` gives ``-u`` and ``-d_dx(u**2/2)`` gives ``-u``), a call ``laplace(g)``
+    or ``d2_dx2(g)`` likewise to the diffusion coefficient along x. The coefficients may
+    contain fields, coordinates, parameters and other operator calls.
+
+    Returns:
+        ``{"advection_x", "advection_y", "diffusion_x", "diffusion_y"}`` as expressions.
+    """
+    calls = operator_calls(expr)
+    placeholders = {call: sympy.Dummy(f"op{i}") for i, call in enumerate(calls)}
+    restore = {symbol: call for call, symbol in placeholders.items()}
+    flat = expr.xreplace(placeholders)
+    symbol = sympy.Symbol(field)
+    axes = {"x": ("d_dx", ("laplace", "d2_dx2")), "y": ("d_dy", ("laplace", "d2_dy2"))}
+    coefficients: dict[str, sympy.Expr] = {}
+    for axis, (first, seconds) in axes.items():
+        advection, diffusion = sympy.Integer(0), sympy.Integer(0)
+        for call, placeholder in placeholders.items():
+            name = _operator_name(call)
+            if name != first and name not in seconds:
+                continue
+            weight = sympy.diff(flat, placeholder) * sympy.diff(call.args[0], symbol)
+            if name == first:
+                advection += weight
+            else:
+                diffusion += weight
+        coefficients[f"advection_{axis}"] = sympy.simplify(advection.xreplace(restore))
+        coefficients[f"diffusion_{axis}"] = sympy.simplify(diffusion.xreplace(restore))
+    return coefficients
 
 
 def _operator_name(node: sympy.Basic) -> str | None:

@@ -39,7 +39,7 @@ import torch
 
 from phycrnet.boundary import GhostPadding, apply_dirichlet, boundary_data, boundary_residual, field_sides
 from phycrnet.errors import OptionsError
-from phycrnet.expressions import evaluate
+from phycrnet.expressions import evaluate, transport_coefficients
 
 from phycrnet.operators import Derivatives
 from phycrnet.spec import Problem
@@ -146,18 +146,53 @@ class Physics:
     # -- right-hand side -------------------------------------------------------------------
     def rhs(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> torch.Tensor:
         """F(U, x, y, t) for every frame: ``(T, C, ny, nx)``."""
+        return torch.stack(self._evaluate_on_frames(list(self.problem.equations.values()), frames, t, parameters), dim=1)
+
+    def _evaluate_on_frames(
+        self, expressions: list[sympy.Expr], frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]
+    ) -> list[torch.Tensor]:
+        """Each expression at every node of every frame, ``(T, ny, nx)``, with the residual's
+        operators (ghost nodes included)."""
         env: dict[str, Any] = {"x": self.x, "y": self.y, "t": t.view(-1, 1, 1), **parameters}
         for c, name in enumerate(self.problem.fields):
             env[name] = frames[:, c]
         operator = self._operator_callback(frames, t, parameters)
         shape = (frames.shape[0], *frames.shape[-2:])
         values = []
-        for name in self.problem.fields:
-            value = evaluate(self.problem.equations[name], env, operator)
+        for expression in expressions:
+            value = evaluate(expression, env, operator)
             if not isinstance(value, torch.Tensor) or value.shape != shape:
                 value = torch.as_tensor(value, dtype=frames.dtype, device=frames.device).expand(shape)
             values.append(value)
-        return torch.stack(values, dim=1)
+        return values
+
+    def cell_peclet_number(self, state: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]) -> float:
+        """The largest cell Peclet number ``|a| h / D`` at ``state`` ``(1, C, ny, nx)``.
+
+        ``a`` and ``D`` are each field's own advection and diffusion coefficients in its
+        equation along each axis (:func:`~phycrnet.expressions.transport_coefficients`),
+        taken node by node where the PDE is imposed, ``h`` the grid spacing. Above about 2 a
+        central difference of the advection term no longer resolves the fronts the flow
+        steepens (Burgers at nu = 0.005 on 33 nodes: about 6); ``inf`` where a field is
+        advected without diffusion, 0 without advection.
+        """
+        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in parameters.items()}
+        mask = self.pde_mask.bool()
+        largest = 0.0
+        for c, field in enumerate(self.problem.fields):
+            coefficients = transport_coefficients(self.problem.equations[field], field)
+            for axis, h in zip("xy", self.problem.grid.spacing):
+                speed, diffusion = self._evaluate_on_frames(
+                    [coefficients[f"advection_{axis}"], coefficients[f"diffusion_{axis}"]], state.detach(), t, values
+                )
+                speed, diffusion = speed[0].abs()[mask[c]], diffusion[0][mask[c]]
+                moving = speed > 0
+                if not bool(moving.any()):
+                    continue
+                if bool((diffusion[moving] <= 0).any()):
+                    return math.inf
+                largest = max(largest, float((speed[moving] * h / diffusion[moving]).max()))
+        return largest
 
     def _operator_callback(self, frames, t, parameters):
         padded: dict[tuple[str, int], torch.Tensor] = {}

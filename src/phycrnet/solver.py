@@ -9,6 +9,7 @@ checkpoint beside it).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,9 @@ def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult,
         "substeps": trainer.substeps,
         "device": str(trainer.device),
     }
+    attrs["physics_input"] = int(trainer.model.config.physics_input)
     if trainer.stiffness is not None:
         attrs["stiffness_dt_rho"] = round(trainer.stiffness, 4)
+    if trainer.peclet is not None:
+        attrs["cell_peclet"] = round(trainer.peclet, 4) if math.isfinite(trainer.peclet) else "inf"
     return trained_solution(problem, frames, times, solver="phycrnet", result=result, attrs=attrs)

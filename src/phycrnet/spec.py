@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from phycrnet.errors import SpecError
-from phycrnet.expressions import FIRST_DERIVATIVES, RESERVED_NAMES, evaluate, operators_used, parse_expression
+from phycrnet.expressions import RESERVED_NAMES, evaluate, parse_expression
 from phycrnet.grid import SIDES, Axis, Grid
 
 #: Fewest nodes per axis: the fourth-order one-sided closures span six nodes.
@@ -194,11 +194,6 @@ class Problem:
     @property
     def network(self) -> dict[str, Any]:
         return dict(self.model.model or {})
-
-    @property
-    def has_transport(self) -> bool:
-        """Whether any equation has a first spatial derivative (advection, transport)."""
-        return any(operators_used(e) & FIRST_DERIVATIVES for e in self.equations.values())
 
     def parameter_values(self) -> dict[str, float]:
         return {name: p.value for name, p in self.parameters.items()}

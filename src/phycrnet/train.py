@@ -52,6 +52,9 @@ MAX_AUTO_SUBSTEPS = 4
 #: at or below this: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per
 #: sub-step; Gray-Scott, 15) the rollout blows up as soon as training gives F any weight.
 PHYSICS_INPUT_LIMIT = 8.0
+#: ``physics_input: auto`` feeds F to the network only while the cell Peclet number stays at
+#: or below this (the classical limit for central differences of advection-diffusion).
+PECLET_LIMIT = 2.0
 #: Network step (time units) up to which the output layer keeps its initial scale.
 REFERENCE_STEP = 0.05
 #: Times L-BFGS restarts from the best state after a non-finite loss before it gives up.
@@ -166,6 +169,7 @@ class Trainer:
         automatic = model_config.physics_input == "auto" or config.substeps == 0
         # dt * rho: the stiffness of one frame's step, when anything is chosen from it.
         self.stiffness: float | None = self.measure_stiffness() if automatic else None
+        self.peclet: float | None = self.measure_peclet() if model_config.physics_input == "auto" else None
         physics_input = model_config.physics_input
         if physics_input == "auto":
             physics_input = self.automatic_physics_input()
@@ -208,24 +212,33 @@ class Trainer:
         """``dt * rho``: the frame step times the spectral radius of the Jacobian of the
         right-hand side at the initial state (the problem's parameters at their initial
         values)."""
+        return self.problem.dt * self.physics.spectral_radius(*self._initial_state())
+
+    def measure_peclet(self) -> float:
+        """The largest cell Peclet number at the initial state (see
+        :meth:`Physics.cell_peclet_number`)."""
+        return self.physics.cell_peclet_number(*self._initial_state())
+
+    def _initial_state(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """``(u0 with its boundary values, t = 0, parameters at their initial values)``."""
         parameters = {n: p.value for n, p in self.problem.parameters.items()}
         t0 = torch.zeros(1, dtype=self.dtype, device=self.device)
-        state = self.physics.enforce(self.u0, t0, parameters)
-        return self.problem.dt * self.physics.spectral_radius(state, t0, parameters)
+        return self.physics.enforce(self.u0, t0, parameters), t0, parameters
 
     def automatic_physics_input(self) -> bool:
         """Whether ``physics_input: auto`` feeds the right-hand side F to the decoder.
 
-        Off for equations with first-derivative (transport) terms: on Burgers at 300 s, one
-        thread (RESULTS.md, ``burgers_periodic_300s_*``), F cost accuracy (3.0e-2 without,
-        4.7e-2 with F and one step per frame, 6.9e-2 with F and two sub-steps); an explicit
-        step of an advection term on a grid that barely resolves the fronts is a poor
-        predictor to correct. Off as well when even ``MAX_AUTO_SUBSTEPS`` sub-steps leave
-        dt * rho above ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as soon as training
-        gives F any weight). On otherwise (Allen-Cahn 5.4e-4 -> 2.9e-4 at 120 s, heat
-        0.18 -> 9.2e-3).
+        Off where the grid does not resolve the transport: a cell Peclet number above
+        ``PECLET_LIMIT`` (:meth:`Physics.cell_peclet_number`). An explicit step of an
+        advection term that steepens fronts thinner than a cell is a poor predictor to
+        correct: at 300 s, one thread (RESULTS.md), burgers_periodic (Peclet 6.3) reached
+        3.0e-2 without F and 6.9e-2 with it, while burgers_phycrnet (Peclet 1.5, resolved)
+        reached 8.3e-3 with F and 0.59 without. Off as well when even ``MAX_AUTO_SUBSTEPS``
+        sub-steps leave dt * rho above ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as
+        soon as training gives F any weight). On otherwise (Allen-Cahn 5.4e-4 -> 2.9e-4 at
+        120 s, heat 0.18 -> 9.2e-3).
         """
-        if self.problem.has_transport:
+        if self.peclet > PECLET_LIMIT:
             return False
         return self.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT
 

@@ -44,9 +44,10 @@ from phycrnet.spec import Problem
 from phycrnet.weighting import make_weighting
 
 CHECKPOINT_VERSION = 1
-#: Target of ``dt * rho`` per network step for automatic sub-steps (see
-#: :meth:`Trainer.automatic_substeps`), and the most sub-steps chosen automatically.
-STIFF_STEP = 4.0
+#: Target of ``dt * rho`` per network step for automatic sub-steps (the stability limit of
+#: an explicit Euler step; see :meth:`Trainer.automatic_substeps`), and the most sub-steps
+#: chosen automatically.
+STIFF_STEP = 2.0
 MAX_AUTO_SUBSTEPS = 4
 #: ``physics_input: auto`` feeds F to the network only while the sub-stepped dt * rho stays
 #: at or below this: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per
@@ -246,14 +247,14 @@ class Trainer:
         """Network steps per output frame when ``substeps`` is 0 (automatic).
 
         With the right-hand side fed to the decoder (``physics_input``) a network step is a
-        learned correction to an explicit step, which trains well while that step is near
-        its stability limit (2 on the negative real axis) and badly far beyond it. Measured
-        at 120 s, one thread (RESULTS.md, "Automatic sub-steps"): heat, dt * rho = 9.1, gave
-        3.2e-2 with one step per frame and 9.2e-3 with three (ad hoc, 150 s: 8.2e-3 with
-        four); diffusion-reaction (3.7) and Burgers (4.8) trained about as well with one or
-        two. So: the fewest sub-steps that bring dt * rho to
-        ``STIFF_STEP`` or below, at most ``MAX_AUTO_SUBSTEPS`` (each one costs a full network
-        step). One without ``physics_input``.
+        learned correction to an explicit step, which trains well within that step's
+        stability limit (dt * rho = 2 on the negative real axis) and worse beyond it. So: the
+        fewest sub-steps that bring dt * rho to ``STIFF_STEP`` (that limit) or below, at most
+        ``MAX_AUTO_SUBSTEPS`` (each one costs a full network step). One without
+        ``physics_input``. Measured ad hoc at 300 s, one thread, two runs side by side:
+        heat (dt * rho = 9.1) 1.1e-2 with three sub-steps and 3.6e-3 with four;
+        diffusion-reaction (3.7) 4.5e-3 with one or two; burgers_phycrnet (8.0) 8.3e-3 with
+        three and 9.7e-3 with four.
         """
         if not physics_input:
             return 1

@@ -17,7 +17,6 @@ from phycrnet.io import read_solution, solution_dataset, write_solution
 from phycrnet.observations import (
     DataLoss,
     Observations,
-    interpolation_stencil,
     lagrange_stencil,
     read_observations,
     sample_observations,

@@ -457,6 +457,8 @@ class Trainer:
         """
         if self.best_state is not None:
             self._restore(self.best_state)
+        if not self.weighting.weights:  # no Adam step ran: let the scheme weigh the start
+            self.weighting.combine(self.losses(self.rollout(), self.n_network_steps), self.iteration)
         weights = dict(self.weighting.weights)
 
         def fresh_optimizer() -> torch.optim.LBFGS:

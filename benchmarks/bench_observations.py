@@ -153,8 +153,12 @@ def jobs(part: str) -> list[tuple[str, dict]]:
     return [job for name in (parts if part == "all" else [part]) for job in parts[name]]
 
 
-def write_report(command: str, note: str = "") -> None:
-    results = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
+def write_report(command: str, note: str = "", results_file: Path | None = None) -> None:
+    """Write the sections from the cached results; from ``results_file`` (``--results``)
+    they go to sections named with the file's stem as suffix, leaving the main ones alone."""
+    path = results_file or RESULTS_FILE
+    results = json.loads(path.read_text()) if path.exists() else {}
+    suffix = f"_{path.stem}" if results_file else ""
     lines = ["## Observations: coefficient identification and the gain from data\n", stamp(command)]
     if note:
         lines.append(f"\n{note}\n")
@@ -184,7 +188,7 @@ def write_report(command: str, note: str = "") -> None:
         lines.append(f"\n![solution error and eps error versus sampling fraction](figures/{figure})\n")
     lines += _constant_weight_table(table_keys)
     if any(k in results for k in table_keys):
-        write_section("observations", "\n".join(lines) + "\n")
+        write_section("observations" + suffix, "\n".join(lines) + "\n")
     lines = ["## Observations: Burgers viscosity and the gain from data\n", stamp(command)]
     if note:
         lines.append(f"\n{note}\n")
@@ -218,11 +222,11 @@ def write_report(command: str, note: str = "") -> None:
             f"\nThe data reduce the error {a['rel_l2'] / b['rel_l2']:.1f}-fold.",
         ]
     if len(lines) > 2 + bool(note):
-        write_section("observations_burgers", "\n".join(lines) + "\n")
-    _write_bias_report(results, command, note)
+        write_section("observations_burgers" + suffix, "\n".join(lines) + "\n")
+    _write_bias_report(results, command, note, suffix)
 
 
-def _write_bias_report(results: dict, command: str, note: str) -> None:
+def _write_bias_report(results: dict, command: str, note: str, suffix: str) -> None:
     """The discretisation-bias table (``--part bias``) in its own section."""
     lines = ["## Observations: how well can the Burgers viscosity be identified at all?\n", stamp(command)]
     if note:
@@ -238,7 +242,7 @@ def _write_bias_report(results: dict, command: str, note: str) -> None:
         for key in bias_keys:
             r = results[key]
             lines.append(f"| {r['nodes']}² | {r.get('substeps', 1)} | `{json.dumps(r['options'])}` | {r['fitted']:.5f} | {r['error']:.1%} |")
-        write_section("observations_bias", "\n".join(lines) + "\n")
+        write_section("observations_bias" + suffix, "\n".join(lines) + "\n")
 
 
 def _constant_weight_table(keys: list[str]) -> list[str]:
@@ -325,7 +329,7 @@ def main() -> None:
     if "--note" in arguments:
         i = arguments.index("--note")
         arguments = arguments[:i] + arguments[i + 2 :]
-    write_report("python benchmarks/bench_observations.py " + " ".join(arguments), args.note)
+    write_report("python benchmarks/bench_observations.py " + " ".join(arguments), args.note, args.results)
 
 
 if __name__ == "__main__":

@@ -191,6 +191,12 @@ class PhyCRNet(nn.Module):
         with torch.no_grad():
             self.output.conv.weight.mul_(0.1)
             self.output.conv.bias.zero_()
+            if config.physics_input:
+                # F enters with zero weight: an untrained network ignores it (a random filter
+                # of F can be an anti-diffusion that blew up a 65-node Burgers rollout at the
+                # first iteration); training gives it weight from the first step.
+                head = self.hidden_head or self.output
+                head.conv.weight[:, -n_fields:].zero_()
 
     def scale_output(self, factor: float) -> None:
         """Multiply the output layer's weights by ``factor`` (before training: a long time

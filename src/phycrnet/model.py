@@ -60,9 +60,10 @@ class ModelConfig:
     #: boundary data, which it otherwise has to infer from the loss alone. Measured at 120 s,
     #: one thread (RESULTS.md, "Physics input" and "Automatic sub-steps"): Allen–Cahn
     #: 5.4e-4 -> 2.9e-4; heat needs sub-steps with it; diffusion–reaction and Burgers mixed
-    #: about unchanged (4.6e-3, 0.15 -> 0.17). ``"auto"`` (the
-    #: default): on unless the problem is too stiff for it (the trainer decides, see
-    #: ``phycrnet.train.PHYSICS_INPUT_LIMIT``); a network built directly treats it as on.
+    #: about unchanged (4.6e-3, 0.15 -> 0.17). ``"auto"`` (the default): on unless the grid
+    #: does not resolve the transport or the problem is too stiff for it (the trainer
+    #: decides, see ``phycrnet.train.Trainer.automatic_physics_input``); a network built
+    #: directly treats it as on. F's weights start at zero.
     physics_input: bool | str = "auto"
 
     def __post_init__(self) -> None:

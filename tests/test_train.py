@@ -540,3 +540,10 @@ def test_automatic_physics_input_is_off_where_the_grid_does_not_resolve_transpor
     assert trainer.model.config.physics_input is resolved
     forced = make_trainer(advected, {**tiny_model, "physics_input": True})
     assert forced.model.config.physics_input is True
+
+
+def test_automatic_physics_input_is_off_while_a_coefficient_is_learned(periodic_heat_spec, tiny_model):
+    learned = {**periodic_heat_spec, "parameters": {"k": {"init": 0.02, "learn": True}}}
+    assert make_trainer(periodic_heat_spec, tiny_model).model.config.physics_input is True
+    assert make_trainer(learned, tiny_model).model.config.physics_input is False
+    assert make_trainer(learned, {**tiny_model, "physics_input": True}).model.config.physics_input is True

@@ -171,10 +171,11 @@ class Physics:
 
         ``a`` and ``D`` are each field's own advection and diffusion coefficients in its
         equation along each axis (:func:`~phycrnet.expressions.transport_coefficients`),
-        taken node by node where the PDE is imposed, ``h`` the grid spacing. Above about 2 a
-        central difference of the advection term no longer resolves the fronts the flow
-        steepens (Burgers at nu = 0.005 on 33 nodes: about 6); ``inf`` where a field is
-        advected without diffusion, 0 without advection.
+        taken node by node where the PDE is imposed, ``h`` the grid spacing. Above about 2
+        central differences of steady advection-diffusion oscillate (the classical limit);
+        the physics-input rule measured its own limit (``phycrnet.train.PECLET_LIMIT``).
+        Burgers at nu = 0.005 on 33 nodes: about 6; ``inf`` where a field is advected without
+        diffusion, 0 without advection.
         """
         values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in parameters.items()}
         mask = self.pde_mask.bool()

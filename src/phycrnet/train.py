@@ -54,8 +54,8 @@ MAX_AUTO_SUBSTEPS = 4
 #: sub-step; Gray-Scott, 15) the rollout blows up as soon as training gives F any weight.
 PHYSICS_INPUT_LIMIT = 8.0
 #: ``physics_input: auto`` feeds F to the network only while the cell Peclet number stays at
-#: or below this (the classical limit for central differences of advection-diffusion).
-PECLET_LIMIT = 2.0
+#: or below this (see :meth:`Trainer.automatic_physics_input` for the measurements).
+PECLET_LIMIT = 5.0
 #: Network step (time units) up to which the output layer keeps its initial scale.
 REFERENCE_STEP = 0.05
 #: Times L-BFGS restarts from the best state after a non-finite loss before it gives up.
@@ -234,7 +234,11 @@ class Trainer:
         advection term that steepens fronts thinner than a cell is a poor predictor to
         correct: at 300 s, one thread (RESULTS.md), burgers_periodic (Peclet 6.3) reached
         3.0e-2 without F and 6.9e-2 with it, while burgers_phycrnet (Peclet 1.5, resolved)
-        reached 8.3e-3 with F and 0.59 without. Off as well when even ``MAX_AUTO_SUBSTEPS``
+        reached 8.3e-3 with F and 0.59 without. Below 5, F helped in every (shorter, ad hoc)
+        trial: an advected Gaussian with Robin and Dirichlet sides at Peclet 2.2 (20 s:
+        3.4e-3 with, 5.7e-3 without) and 4.3 (60 s: 8.8e-3 / 2.5e-2), burgers_mixed with
+        nu = 0.01 at 3.1 (120 s: 3.2e-2 / 6.0e-2). Burgers at 6.3, too, was ahead with F at
+        120 s, so the limit between 4.3 and 6.3 rests on that one 300 s comparison. Off as well when even ``MAX_AUTO_SUBSTEPS``
         sub-steps leave dt * rho above ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as
         soon as training gives F any weight). Off while a coefficient is learned: F then
         moves with the coefficient, and the one such run with F (Burgers on 65 nodes, nu

@@ -177,7 +177,7 @@ class Physics:
         Burgers at nu = 0.005 on 33 nodes: about 6; ``inf`` where a field is advected without
         diffusion, 0 without advection.
         """
-        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in parameters.items()}
+        values = _plain_values(parameters)
         mask = self.pde_mask.bool()
         largest = 0.0
         for c, field in enumerate(self.problem.fields):
@@ -238,7 +238,7 @@ class Physics:
         (Dirichlet nodes are overwritten, not stepped). In 1/time units: ``dt * rho`` above
         about 2 means an explicit Euler step of size dt is unstable.
         """
-        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in parameters.items()}
+        values = _plain_values(parameters)
         mask = self.pde_mask.unsqueeze(0).to(state.dtype)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         v = torch.randn(state.shape, generator=generator, dtype=state.dtype).to(state.device) * mask
@@ -355,3 +355,6 @@ class Physics:
         return torch.stack(masks)
 
 
+def _plain_values(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters with tensors turned into floats (analyses that need no gradient)."""
+    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in parameters.items()}

@@ -167,9 +167,9 @@ def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult,
         "training": json.dumps(config.model_dump(mode="json")),
         "derivatives": trainer.physics.scheme,
         "substeps": trainer.substeps,
+        "physics_input": int(trainer.model.config.physics_input),
         "device": str(trainer.device),
     }
-    attrs["physics_input"] = int(trainer.model.config.physics_input)
     if trainer.stiffness is not None:
         attrs["stiffness_dt_rho"] = round(trainer.stiffness, 4)
     if trainer.peclet is not None:

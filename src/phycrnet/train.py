@@ -222,7 +222,7 @@ class Trainer:
 
     def _initial_state(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """``(u0 with its boundary values, t = 0, parameters at their initial values)``."""
-        parameters = {n: p.value for n, p in self.problem.parameters.items()}
+        parameters = self.problem.parameter_values()
         t0 = torch.zeros(1, dtype=self.dtype, device=self.device)
         return self.physics.enforce(self.u0, t0, parameters), t0, parameters
 
@@ -238,9 +238,10 @@ class Trainer:
         trial: an advected Gaussian with Robin and Dirichlet sides at Peclet 2.2 (20 s:
         3.4e-3 with, 5.7e-3 without) and 4.3 (60 s: 8.8e-3 / 2.5e-2), burgers_mixed with
         nu = 0.01 at 3.1 (120 s: 3.2e-2 / 6.0e-2). Burgers at 6.3, too, was ahead with F at
-        120 s, so the limit between 4.3 and 6.3 rests on that one 300 s comparison. Off as well when even ``MAX_AUTO_SUBSTEPS``
-        sub-steps leave dt * rho above ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as
-        soon as training gives F any weight). Off while a coefficient is learned: F then
+        120 s, so the limit between 4.3 and 6.3 rests on that one 300 s comparison. Off as
+        well when even ``MAX_AUTO_SUBSTEPS`` sub-steps leave dt * rho above
+        ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as soon as training gives F any
+        weight). Off while a coefficient is learned: F then
         moves with the coefficient, and the one such run with F (Burgers on 65 nodes, nu
         learned from 0.01, where the Peclet number at the initial nu is 1.6) diverged at its
         first iteration; the identification figures in RESULTS.md are without F. On

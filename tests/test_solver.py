@@ -394,3 +394,16 @@ def test_negative_shuffle_channels_is_rejected(tiny_model):
 
     with pytest.raises(OptionsError, match="shuffle_channels"):
         model_config(None, {**tiny_model, "shuffle_channels": -1})
+
+
+def test_top_level_api_mirrors_the_cli(periodic_heat_spec, tiny_model):
+    """The README's ``phycrnet.solve(...)`` works, and evaluate/reference/load_spec sit beside it."""
+    problem = phycrnet.load_spec(periodic_heat_spec)
+    ds = phycrnet.solve(problem, iterations=2, model=tiny_model, threads=1)
+    assert set(problem.fields) <= set(ds.data_vars)
+    report = phycrnet.evaluate(ds, ds)
+    assert report["rel_l2_mean"] == 0.0
+    assert phycrnet.reference is not None and callable(phycrnet.reference)
+    assert {"solve", "reference", "evaluate", "load_spec"} <= set(dir(phycrnet))
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        phycrnet.nonexistent  # noqa: B018

@@ -1,9 +1,44 @@
-"""phycrnet: physics-constrained convolutional recurrent networks for 2D time-dependent PDEs."""
+"""phycrnet: physics-constrained convolutional recurrent networks for 2D time-dependent PDEs.
+
+The Python API mirrors the command line::
+
+    import phycrnet
+    problem = phycrnet.load_spec("allen_cahn_periodic")
+    ds = phycrnet.solve(problem, time_budget=60)          # phycrnet solve
+    ref = phycrnet.reference(problem)                      # phycrnet reference
+    report = phycrnet.evaluate(ds, ref)                    # phycrnet evaluate
+
+The functions are imported on first use, so ``import phycrnet`` stays light (no torch).
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
 from phycrnet.errors import DataError, DivergenceError, PhycrnetError, SpecError  # noqa: E402
 
-__all__ = ["__version__", "PhycrnetError", "SpecError", "DataError", "DivergenceError"]
+#: Public name -> (module, attribute), resolved lazily by :func:`__getattr__`.
+_LAZY = {
+    "load_spec": ("phycrnet.spec", "load_spec"),
+    "solve": ("phycrnet.solver", "solve"),
+    "reference": ("phycrnet.reference", "solve_reference"),
+    "evaluate": ("phycrnet.metrics", "evaluate"),
+}
+
+__all__ = ["__version__", "PhycrnetError", "SpecError", "DataError", "DivergenceError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'phycrnet' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

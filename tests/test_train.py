@@ -96,7 +96,9 @@ def test_lbfgs_evaluations_count_as_iterations_within_the_cap(periodic_heat_spec
     trainer.losses = counted
     result = trainer.train()
     adam = sum(1 for i in calls if i < adam_cap)
-    lbfgs = len(calls) - adam - 1  # the last call evaluates the final state
+    # Two calls are not iterations: scoring the state the last L-BFGS step ended in, and
+    # evaluating the returned (best) state.
+    lbfgs = len(calls) - adam - 2
     assert adam == adam_cap
     # Every L-BFGS evaluation (line-search trials too) is an iteration, and the cap holds
     # exactly even when it falls inside a line search.
@@ -122,7 +124,8 @@ def test_lbfgs_restarts_from_the_best_state_after_a_non_finite_loss(periodic_hea
     trainer.losses = nan_at_the_start_of_lbfgs
     result = trainer.train()
     assert result.iterations == 80  # the phase went on after the non-finite loss
-    assert len(evaluations) == 40 + 1  # every L-BFGS evaluation, then the final state
+    # Every L-BFGS evaluation, then scoring the last step's state and the returned state.
+    assert len(evaluations) == 40 + 2
     assert np.isfinite(result.frames).all() and math.isfinite(result.best_loss)
 
 
@@ -547,3 +550,24 @@ def test_automatic_physics_input_is_off_while_a_coefficient_is_learned(periodic_
     assert make_trainer(periodic_heat_spec, tiny_model).model.config.physics_input is True
     assert make_trainer(learned, tiny_model).model.config.physics_input is False
     assert make_trainer(learned, {**tiny_model, "physics_input": True}).model.config.physics_input is True
+
+
+def test_a_stalled_lbfgs_step_clears_the_curvature_history(periodic_heat_spec, tiny_model):
+    """An outer step that cannot lower the loss (here: a loss that does not depend on the
+    weights) counts as a stall and starts a fresh L-BFGS; the phase still runs to the cap."""
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=30, lbfgs_fraction=0.5)
+    losses = trainer.losses
+    steps = []
+
+    def frozen_in_lbfgs(*args, **kwargs):
+        terms = losses(*args, **kwargs)
+        if trainer.iteration >= 15:
+            steps.append(trainer.iteration)
+            terms = {k: 0.0 * v + 1.0 for k, v in terms.items()}
+        return terms
+
+    trainer.losses = frozen_in_lbfgs
+    result = trainer.train()
+    assert result.iterations == 30
+    outer_steps = len(set(steps[:-2]))  # each outer step starts at a new iteration count
+    assert trainer.lbfgs_stalls == outer_steps - 1 > 0

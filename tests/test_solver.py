@@ -69,6 +69,7 @@ def test_written_file_has_the_documented_attributes(tmp_path, periodic_heat_spec
     assert ds.attrs["phycrnet_version"] == phycrnet.__version__
     assert float(ds.attrs["wall_seconds"]) >= 0
     assert int(ds.attrs["iterations"]) == 3
+    assert int(ds.attrs["recoveries"]) == 0 and int(ds.attrs["lbfgs_stalls"]) >= 0
     assert set(json.loads(ds.attrs["loss_terms"])) == {"pde_u"}
     assert load_spec(ds.attrs["spec"]).to_yaml() == load_spec(periodic_heat_spec).to_yaml()
     np.testing.assert_allclose(ds["u"].values, returned["u"].values)

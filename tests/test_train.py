@@ -571,3 +571,21 @@ def test_a_stalled_lbfgs_step_clears_the_curvature_history(periodic_heat_spec, t
     assert result.iterations == 30
     outer_steps = len(set(steps[:-2]))  # each outer step starts at a new iteration count
     assert trainer.lbfgs_stalls == outer_steps - 1 > 0
+
+
+def test_lbfgs_makes_progress_on_a_tiny_loss(periodic_heat_spec, tiny_model):
+    """The L-BFGS finish works on the loss relative to its start: a loss of order 1e-12 (torch's
+    LBFGS tests absolute thresholds such as a gradient of 1e-7) still falls in that phase."""
+    trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=60, lbfgs_fraction=0.5)
+    losses = trainer.losses
+    in_lbfgs = []
+
+    def tiny(*args, **kwargs):
+        terms = {k: 1e-12 * v for k, v in losses(*args, **kwargs).items()}
+        if trainer.iteration >= 30:
+            in_lbfgs.append(float(sum(terms.values())))
+        return terms
+
+    trainer.losses = tiny
+    trainer.train()
+    assert min(in_lbfgs) < 0.5 * in_lbfgs[0]

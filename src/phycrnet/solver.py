@@ -169,6 +169,8 @@ def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult,
         "substeps": trainer.substeps,
         "physics_input": int(trainer.model.config.physics_input),
         "device": str(trainer.device),
+        "recoveries": trainer.recoveries,
+        "lbfgs_stalls": trainer.lbfgs_stalls,
     }
     if trainer.stiffness is not None:
         attrs["stiffness_dt_rho"] = round(trainer.stiffness, 4)

@@ -488,7 +488,11 @@ class Trainer:
         restarts = 0
         previous_start = math.inf
         budget, cap = self.config.time_budget, self.config.total_iterations()
-        record: dict[str, Any] = {"evaluations": 0}
+        # L-BFGS minimises the loss divided by its value where the current curvature history
+        # began. torch's LBFGS tests absolute thresholds (gradient 1e-7, change 1e-9,
+        # curvature y·s 1e-10); on an unscaled loss of 6e-7 (Allen-Cahn after Adam) the first
+        # of them ended every outer step after one evaluation, and the phase did nothing.
+        record: dict[str, Any] = {"evaluations": 0, "scale": None}
 
         def closure() -> torch.Tensor:
             if cap is not None and self.iteration + record["evaluations"] >= cap:
@@ -497,11 +501,15 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             losses = self.losses(self.rollout(), self.n_network_steps)
             total = sum(weights.get(k, 1.0) * v for k, v in losses.items())
-            total.backward()
+            if record["scale"] is None:
+                value = float(total.detach())
+                record["scale"] = 1.0 / value if math.isfinite(value) and value > 0 else 1.0
+            scaled = total * record["scale"]
+            scaled.backward()
             record["terms"] = {k: float(v.detach()) for k, v in losses.items()}
             if record["evaluations"] == 1:  # the state the outer step starts from
                 record["start"] = (record["terms"], float(total.detach()))
-            return total
+            return scaled.detach()
 
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
             if cap is not None:
@@ -531,11 +539,13 @@ class Trainer:
                     break
                 self._restore(self.best_state)
                 optimizer = fresh_optimizer()
+                record["scale"] = None
                 continue
             start_terms, start_total = record["start"]
             self._track_best(start_terms, before)
             if start_total >= previous_start * (1 - LBFGS_STALL_TOLERANCE):
                 optimizer = fresh_optimizer()
+                record["scale"] = None
                 self.lbfgs_stalls += 1
             previous_start = start_total
             self.last_terms = start_terms

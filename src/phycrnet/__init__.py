@@ -5,7 +5,7 @@ The Python API mirrors the command line::
     import phycrnet
     problem = phycrnet.load_spec("allen_cahn_periodic")
     ds = phycrnet.solve(problem, time_budget=60)          # phycrnet solve
-    ref = phycrnet.reference(problem)                      # phycrnet reference
+    ref = phycrnet.solve_reference(problem)                # phycrnet reference
     report = phycrnet.evaluate(ds, ref)                    # phycrnet evaluate
 
 The functions are imported on first use, so ``import phycrnet`` stays light (no torch).
@@ -24,7 +24,7 @@ from phycrnet.errors import DataError, DivergenceError, PhycrnetError, SpecError
 _LAZY = {
     "load_spec": ("phycrnet.spec", "load_spec"),
     "solve": ("phycrnet.solver", "solve"),
-    "reference": ("phycrnet.reference", "solve_reference"),
+    "solve_reference": ("phycrnet.reference", "solve_reference"),
     "evaluate": ("phycrnet.metrics", "evaluate"),
 }
 

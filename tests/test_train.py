@@ -82,6 +82,16 @@ def test_progress_counts_iterations_and_time_marching_grows_the_window(periodic_
     assert plain.window(0.0) == plain.n_network_steps
 
 
+def transform_losses(trainer, transform) -> None:
+    """Make ``trainer.losses`` return ``transform(terms)`` of the terms it computes."""
+    original = trainer.losses
+
+    def transformed(*args, **kwargs):
+        return transform(original(*args, **kwargs))
+
+    trainer.losses = transformed
+
+
 @pytest.mark.parametrize("cap, fraction", [(40, 0.5), (7, 0.3), (3, 0.3)])
 def test_lbfgs_evaluations_count_as_iterations_within_the_cap(periodic_heat_spec, tiny_model, cap, fraction):
     trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=cap, lbfgs_fraction=fraction)
@@ -110,18 +120,16 @@ def test_lbfgs_restarts_from_the_best_state_after_a_non_finite_loss(periodic_hea
     """A line search that runs into a blown-up rollout does not end the L-BFGS phase: it
     goes back to the best state and carries on to the cap with finite frames."""
     trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=80, lbfgs_fraction=0.5)
-    losses = trainer.losses
     evaluations = []
 
-    def nan_at_the_start_of_lbfgs(*args, **kwargs):
-        terms = losses(*args, **kwargs)
+    def nan_at_the_start_of_lbfgs(terms):
         if trainer.iteration >= 40:
             evaluations.append(trainer.iteration)
             if len(evaluations) == 1:
                 terms = {k: v * float("nan") for k, v in terms.items()}
         return terms
 
-    trainer.losses = nan_at_the_start_of_lbfgs
+    transform_losses(trainer, nan_at_the_start_of_lbfgs)
     result = trainer.train()
     assert result.iterations == 80  # the phase went on after the non-finite loss
     # Every L-BFGS evaluation, then scoring the last step's state and the returned state.
@@ -556,17 +564,15 @@ def test_a_stalled_lbfgs_step_clears_the_curvature_history(periodic_heat_spec, t
     """An outer step that cannot lower the loss (here: a loss that does not depend on the
     weights) counts as a stall and starts a fresh L-BFGS; the phase still runs to the cap."""
     trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=30, lbfgs_fraction=0.5)
-    losses = trainer.losses
     steps = []
 
-    def frozen_in_lbfgs(*args, **kwargs):
-        terms = losses(*args, **kwargs)
+    def frozen_in_lbfgs(terms):
         if trainer.iteration >= 15:
             steps.append(trainer.iteration)
             terms = {k: 0.0 * v + 1.0 for k, v in terms.items()}
         return terms
 
-    trainer.losses = frozen_in_lbfgs
+    transform_losses(trainer, frozen_in_lbfgs)
     result = trainer.train()
     assert result.iterations == 30
     outer_steps = len(set(steps[:-2]))  # each outer step starts at a new iteration count
@@ -577,15 +583,14 @@ def test_lbfgs_makes_progress_on_a_tiny_loss(periodic_heat_spec, tiny_model):
     """The L-BFGS finish works on the loss relative to its start: a loss of order 1e-12 (torch's
     LBFGS tests absolute thresholds such as a gradient of 1e-7) still falls in that phase."""
     trainer = make_trainer(periodic_heat_spec, tiny_model, iterations=60, lbfgs_fraction=0.5)
-    losses = trainer.losses
     in_lbfgs = []
 
-    def tiny(*args, **kwargs):
-        terms = {k: 1e-12 * v for k, v in losses(*args, **kwargs).items()}
+    def tiny(terms):
+        terms = {k: 1e-12 * v for k, v in terms.items()}
         if trainer.iteration >= 30:
             in_lbfgs.append(float(sum(terms.values())))
         return terms
 
-    trainer.losses = tiny
+    transform_losses(trainer, tiny)
     trainer.train()
     assert min(in_lbfgs) < 0.5 * in_lbfgs[0]

@@ -135,6 +135,8 @@ def test_lbfgs_restarts_from_the_best_state_after_a_non_finite_loss(periodic_hea
     # Every L-BFGS evaluation, then scoring the last step's state and the returned state.
     assert len(evaluations) == 40 + 2
     assert np.isfinite(result.frames).all() and math.isfinite(result.best_loss)
+    # The restart halves the step length, so it does not retrace the path into the blow-up.
+    assert trainer.lbfgs_step_length == 0.5
 
 
 def test_substeps_refine_the_network_step_but_not_the_output(periodic_heat_spec, tiny_model):

@@ -59,7 +59,7 @@ PECLET_LIMIT = 5.0
 #: Network step (time units) up to which the output layer keeps its initial scale.
 REFERENCE_STEP = 0.05
 #: Times L-BFGS restarts from the best state after a non-finite loss before it gives up.
-LBFGS_RESTARTS = 3
+LBFGS_RESTARTS = 10
 #: An L-BFGS outer step whose start is not below the previous step's start by this relative
 #: amount counts as stalled, and the curvature history is cleared.
 LBFGS_STALL_TOLERANCE = 1e-6
@@ -205,6 +205,7 @@ class Trainer:
         self.lr_scale = 1.0
         self.recoveries = 0
         self.lbfgs_stalls = 0
+        self.lbfgs_step_length = 1.0
         self.best_loss = math.inf
         self.best_state: dict[str, Any] | None = None
         self.last_terms: dict[str, float] = {}
@@ -464,8 +465,10 @@ class Trainer:
         Runs until the time budget or the iteration cap. Every loss-and-gradient evaluation
         (line-search trials included) counts as one iteration, so an iteration costs about
         the same in both phases; each outer step is up to 20 L-BFGS iterations with a
-        strong-Wolfe line search. A non-finite loss restarts L-BFGS from the best state (at
-        most ``LBFGS_RESTARTS`` times) instead of ending the phase. An outer step that ends
+        strong-Wolfe line search. A non-finite loss restarts L-BFGS from the best state with
+        half the previous step length (at most ``LBFGS_RESTARTS`` times) instead of ending
+        the phase: a restart with the same step length retraces the same path into the same
+        blow-up (a heat run spent its restarts that way and stopped 90 s early). An outer step that ends
         where it started (the line search found no decrease) clears the curvature history:
         without that, every later step repeats the same failed search and the rest of the
         budget is spent standing still (seen on heat_flux, where the loss froze at 3.9e-4 for
@@ -481,11 +484,12 @@ class Trainer:
         weights = dict(self.weighting.weights)
 
         def fresh_optimizer() -> torch.optim.LBFGS:
-            return torch.optim.LBFGS(self._trainable(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+            self.lbfgs_step_length = step_length = 0.5**restarts
+            return torch.optim.LBFGS(self._trainable(), lr=step_length, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
 
+        restarts = 0
         optimizer = fresh_optimizer()
         evaluations_per_step = optimizer.defaults["max_eval"]
-        restarts = 0
         previous_start = math.inf
         budget, cap = self.config.time_budget, self.config.total_iterations()
         # L-BFGS minimises the loss divided by its value where the current curvature history
@@ -531,6 +535,8 @@ class Trainer:
             self.seconds += time.perf_counter() - start
             self.iteration += record["evaluations"]
             terms = record["terms"]
+            start_terms, start_total = record["start"]
+            self._track_best(start_terms, before)
             if not _finite(terms, total):
                 # A line search stepped into a rollout that blew up: go back to the best
                 # state and start afresh with an empty curvature history, a few times.
@@ -541,8 +547,6 @@ class Trainer:
                 optimizer = fresh_optimizer()
                 record["scale"] = None
                 continue
-            start_terms, start_total = record["start"]
-            self._track_best(start_terms, before)
             if start_total >= previous_start * (1 - LBFGS_STALL_TOLERANCE):
                 optimizer = fresh_optimizer()
                 record["scale"] = None

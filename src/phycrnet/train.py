@@ -468,11 +468,11 @@ class Trainer:
         strong-Wolfe line search. A non-finite loss restarts L-BFGS from the best state with
         half the previous step length (at most ``LBFGS_RESTARTS`` times) instead of ending
         the phase: a restart with the same step length retraces the same path into the same
-        blow-up (a heat run spent its restarts that way and stopped 90 s early). An outer step that ends
-        where it started (the line search found no decrease) clears the curvature history:
-        without that, every later step repeats the same failed search and the rest of the
-        budget is spent standing still (seen on heat_flux, where the loss froze at 3.9e-4 for
-        the last 40 % of the run).
+        blow-up (a heat run spent its restarts that way and stopped 90 s early). An outer
+        step that ends where it started (the line search found no decrease) clears the
+        curvature history: without that, every later step repeats the same failed search
+        and the rest of the budget is spent standing still (seen on heat_flux, where the
+        loss froze at 3.9e-4 for the last 40 % of the run).
 
         The best state is tracked exactly: the first evaluation of an outer step is the loss
         of the state the previous step ended in, which is snapshotted before the step.
@@ -483,7 +483,15 @@ class Trainer:
             self.weighting.combine(self.losses(self.rollout(), self.n_network_steps), self.iteration)
         weights = dict(self.weighting.weights)
 
+        # L-BFGS minimises the loss divided by its value where the current curvature history
+        # began. torch's LBFGS tests absolute thresholds (gradient 1e-7, change 1e-9,
+        # curvature y·s 1e-10); on an unscaled loss of 6e-7 (Allen-Cahn after Adam) the first
+        # of them ended every outer step after one evaluation, and the phase did nothing.
+        record: dict[str, Any] = {"evaluations": 0, "scale": None}
+
         def fresh_optimizer() -> torch.optim.LBFGS:
+            """An empty curvature history, its loss scale taken at its first evaluation."""
+            record["scale"] = None
             self.lbfgs_step_length = step_length = 0.5**restarts
             return torch.optim.LBFGS(self._trainable(), lr=step_length, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
 
@@ -492,11 +500,6 @@ class Trainer:
         evaluations_per_step = optimizer.defaults["max_eval"]
         previous_start = math.inf
         budget, cap = self.config.time_budget, self.config.total_iterations()
-        # L-BFGS minimises the loss divided by its value where the current curvature history
-        # began. torch's LBFGS tests absolute thresholds (gradient 1e-7, change 1e-9,
-        # curvature y·s 1e-10); on an unscaled loss of 6e-7 (Allen-Cahn after Adam) the first
-        # of them ended every outer step after one evaluation, and the phase did nothing.
-        record: dict[str, Any] = {"evaluations": 0, "scale": None}
 
         def closure() -> torch.Tensor:
             if cap is not None and self.iteration + record["evaluations"] >= cap:
@@ -539,17 +542,15 @@ class Trainer:
             self._track_best(start_terms, before)
             if not _finite(terms, total):
                 # A line search stepped into a rollout that blew up: go back to the best
-                # state and start afresh with an empty curvature history, a few times.
+                # state and start afresh with an empty history and a shorter step.
                 restarts += 1
                 if self.best_state is None or restarts > LBFGS_RESTARTS:
                     break
                 self._restore(self.best_state)
                 optimizer = fresh_optimizer()
-                record["scale"] = None
                 continue
             if start_total >= previous_start * (1 - LBFGS_STALL_TOLERANCE):
                 optimizer = fresh_optimizer()
-                record["scale"] = None
                 self.lbfgs_stalls += 1
             previous_start = start_total
             self.last_terms = start_terms

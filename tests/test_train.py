@@ -367,6 +367,20 @@ def test_missing_or_corrupt_checkpoint_is_a_data_error(tmp_path, periodic_heat_s
     assert "\n" not in str(info.value)
 
 
+def test_log_is_written_while_training_after_a_few_seconds(tmp_path, periodic_heat_spec, tiny_model, monkeypatch):
+    """A slow run's rows reach the CSV before the row-count threshold (so it can be followed)."""
+    import phycrnet.train as train_module
+
+    log = tmp_path / "log.csv"
+    trainer = make_trainer(periodic_heat_spec, tiny_model, log_path=log, log_every=1)
+    run_steps(trainer, 2)
+    assert not log.exists()  # buffered: fewer rows than LOG_FLUSH_ROWS, well within the time limit
+    monkeypatch.setattr(train_module, "LOG_FLUSH_SECONDS", 0.0)
+    run_steps(trainer, 1)
+    with open(log, newline="") as handle:
+        assert [int(r["iteration"]) for r in csv.DictReader(handle)] == [1, 2, 3]
+
+
 def test_resume_truncates_log_rows_written_after_the_checkpoint(tmp_path, periodic_heat_spec, tiny_model):
     log, checkpoint = tmp_path / "log.csv", tmp_path / "run.ckpt.pt"
     first = make_trainer(periodic_heat_spec, tiny_model, log_path=log, checkpoint_path=checkpoint, log_every=1)

@@ -63,6 +63,10 @@ LBFGS_RESTARTS = 10
 #: An L-BFGS outer step whose start is not below the previous step's start by this relative
 #: amount counts as stalled, and the curvature history is cleared.
 LBFGS_STALL_TOLERANCE = 1e-6
+#: The CSV log is appended to every this many buffered rows or seconds, whichever comes
+#: first (so a slow run's log can be followed while it trains).
+LOG_FLUSH_ROWS = 50
+LOG_FLUSH_SECONDS = 10.0
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -213,6 +217,7 @@ class Trainer:
         self.logged_parameters = self.coefficients.learned()
         self._last_checkpoint = 0.0
         self._log_rows: list[dict[str, Any]] = []
+        self._log_flushed_at = time.monotonic()
 
     def measure_stiffness(self) -> float:
         """``dt * rho``: the frame step times the spectral radius of the Jacobian of the
@@ -691,7 +696,7 @@ class Trainer:
         row.update({f"w_{k}": v for k, v in self.weighting.weights.items()})
         row.update({f"param_{k}": v for k, v in self.logged_parameters.items()})
         self._log_rows.append(row)
-        if len(self._log_rows) >= 50:
+        if len(self._log_rows) >= LOG_FLUSH_ROWS or time.monotonic() - self._log_flushed_at > LOG_FLUSH_SECONDS:
             self._flush_log()
 
     def _flush_log(self) -> None:
@@ -709,6 +714,7 @@ class Trainer:
                 writer.writeheader()
             writer.writerows(self._log_rows)
         self._log_rows = []
+        self._log_flushed_at = time.monotonic()
 
     def _truncate_log(self) -> None:
         """Drop log rows written after the checkpoint we resume from."""

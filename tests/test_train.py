@@ -466,6 +466,22 @@ def test_learnable_coefficient_waits_for_the_warmup_and_is_logged_through_lbfgs(
     assert float(rows[-1]["param_k"]) == pytest.approx(trainer.coefficients.learned()["k"], rel=1e-6)
 
 
+def test_coefficient_warmup_holds_in_the_lbfgs_phase_too_and_then_releases(tmp_path, periodic_heat_spec, tiny_model):
+    """A warm-up longer than the Adam phase keeps the coefficient through the first L-BFGS
+    steps; once it is over, L-BFGS moves the coefficient as well."""
+    spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True}})
+    log = tmp_path / "log.csv"
+    trainer = make_trainer(spec, tiny_model, iterations=120, lr=1e-2, coefficient_warmup=0.5, lbfgs_fraction=0.9, log_path=log, log_every=1)
+    # The physics alone holds for any k: a term that pulls k to 0.08 stands in for data.
+    trainer.extra_losses = lambda frames, t, parameters: {"pull": 100 * (parameters["k"] - 0.08) ** 2}
+    trainer.train()
+    with open(log, newline="") as handle:
+        rows = [(int(r["iteration"]), float(r["param_k"])) for r in csv.DictReader(handle)]
+    held = [k for iteration, k in rows if iteration < 0.5 * 120 - 20]  # an outer step is at most 20 evaluations
+    assert len(held) > 2 and all(k == pytest.approx(0.05, rel=1e-7) for k in held)
+    assert trainer.coefficients.learned()["k"] == pytest.approx(0.08, rel=1e-2)
+
+
 def test_learnable_coefficient_is_trained_and_bounded(periodic_heat_spec, tiny_model):
     spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True, "bounds": [0.01, 0.1]}})
     trainer = make_trainer(spec, tiny_model, iterations=5, lr=1e-2)

@@ -296,8 +296,19 @@ class Trainer:
             groups.append({"params": coefficients, "factor": self.config.coefficient_lr_factor, "coefficients": True})
         return groups
 
-    def _trainable(self) -> list[nn.Parameter]:
-        return list(self.model.parameters()) + list(self.coefficients.parameters()) + list(self.weighting.parameters())
+    def _trainable(self, *, coefficients: bool = True) -> list[nn.Parameter]:
+        learned = list(self.coefficients.parameters()) if coefficients else []
+        return list(self.model.parameters()) + learned + list(self.weighting.parameters())
+
+    def coefficients_frozen(self) -> bool:
+        """Whether learnable coefficients still keep their initial values (``coefficient_warmup``).
+
+        Against an untrained network's residual they run to wherever that residual is
+        smallest (on Burgers the viscosity went to its lower bound within 60 iterations, and
+        up to 2.4 times its truth in another run), so they wait until the network has first
+        fitted the data, in the Adam and the L-BFGS phase alike.
+        """
+        return self.progress_fraction() < self.config.coefficient_warmup
 
     def _step_time(self, k: int) -> torch.Tensor:
         """Time of network step ``k`` as a ``(1,)`` tensor (also past the training window)."""
@@ -415,10 +426,7 @@ class Trainer:
     def _adam_step(self) -> tuple[dict[str, float], float]:
         p = self.progress_fraction()
         lr = self.learning_rate(p)
-        # Optionally, learnable coefficients keep their initial values while the network
-        # first fits (against an untrained network's residual they run to wherever it is
-        # smallest; on Burgers the viscosity went to its lower bound within 60 iterations).
-        frozen = p < self.config.coefficient_warmup
+        frozen = self.coefficients_frozen()
         for group in self.optimizer.param_groups:
             group["lr"] = 0.0 if frozen and group.get("coefficients") else lr * group.get("factor", 1.0)
         n = self.window(p)
@@ -497,8 +505,10 @@ class Trainer:
         def fresh_optimizer() -> torch.optim.LBFGS:
             """An empty curvature history, its loss scale taken at its first evaluation."""
             record["scale"] = None
+            record["frozen"] = frozen = self.coefficients_frozen()
             self.lbfgs_step_length = step_length = 0.5**restarts
-            return torch.optim.LBFGS(self._trainable(), lr=step_length, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+            parameters = self._trainable(coefficients=not frozen)
+            return torch.optim.LBFGS(parameters, lr=step_length, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
 
         restarts = 0
         optimizer = fresh_optimizer()
@@ -524,6 +534,8 @@ class Trainer:
             return scaled.detach()
 
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
+            if record["frozen"] and not self.coefficients_frozen():
+                optimizer = fresh_optimizer()  # the warm-up is over: the coefficients join
             if cap is not None:
                 # End the outer step at the cap; a line search may still run into it (below).
                 optimizer.param_groups[0]["max_eval"] = min(evaluations_per_step, cap - self.iteration)

@@ -10,8 +10,12 @@ Parts (``--part``, results cached in ``benchmarks/.cache/observations.json``):
 * ``table``: Allen-Cahn periodic (the paper's setup) with eps unknown (init 0.002, bounds
   [1e-4, 1e-2]; truth 1e-3), for sampling fractions 1 %, 5 %, 20 % and noise 0 %, 5 %, 10 %:
   identified eps and its error, solution rel L2 against the reference.
-* ``burgers``: burgers_mixed with the viscosity unknown (init 0.01, bounds [1e-3, 5e-2];
-  truth 5e-3) from 5 % of the points with 5 % noise.
+* ``burgers``: the viscosity unknown (init 0.01, bounds [1e-3, 5e-2]; truth 5e-3) from 5 %
+  of the points with 5 % noise, on two Burgers cases: burgers_phycrnet (the original
+  PhyCRNet's case, smooth enough to be resolved) trained on a 32² grid, where the converged
+  solution put into the residual gives nu within 0.5 % (``--part bias``), and burgers_mixed
+  (the paper's 33² case, whose shocks are thinner than a cell: 26 % bias at 33²) on the
+  grid given by ``--solver-grid``.
 * ``gain``: burgers_mixed (the weakest physics-only case) with known coefficients, without
   and with 5 % / 5 % observations, at equal iterations.
 
@@ -40,6 +44,8 @@ NOISES = (0.0, 0.05, 0.1)
 AC_UNKNOWN = {"eps": {"init": 0.002, "learn": True, "bounds": [1e-4, 1e-2]}}
 BURGERS_UNKNOWN = {"nu": {"init": 0.01, "learn": True, "bounds": [1e-3, 5e-2]}}
 TRUTH = {"eps": 1e-3, "nu": 5e-3}
+#: The Burgers identification run that the 5 % target is judged on: a case the grid resolves.
+RESOLVED_BURGERS_KEY = "burgers_nu_resolved_f0.05_n0.05"
 #: Discretisations whose bias in nu is measured (``--part bias``).
 BIAS_OPTIONS = {
     "fd4_hard_cn": {"derivatives": "fd4", "boundary": "hard"},
@@ -119,8 +125,10 @@ def discretisation_bias(case: str, name: str, nodes: int, options: dict, substep
 
 
 def _at_nodes(prediction, reference):
-    """The prediction at the reference's nodes (a finer solver grid must contain them)."""
-    if prediction.sizes["x"] == reference.sizes["x"] and prediction.sizes["y"] == reference.sizes["y"]:
+    """The prediction at the reference's nodes (a finer solver grid must contain them); a
+    coarser one is left as it is, and the error is measured at its own nodes (the reference
+    interpolated onto them by :func:`phycrnet.metrics.evaluate`)."""
+    if prediction.sizes["x"] <= reference.sizes["x"] and prediction.sizes["y"] <= reference.sizes["y"]:
         return prediction
     picked = prediction.sel(x=reference["x"].values, y=reference["y"].values, method="nearest")
     offset = max(np.abs(picked["x"].values - reference["x"].values).max(), np.abs(picked["y"].values - reference["y"].values).max())
@@ -144,7 +152,10 @@ def jobs(part: str) -> list[tuple[str, dict]]:
         for noise in NOISES
     ]
     table.append(("ac_physics_only", dict(case="allen_cahn_periodic", fraction=None, noise=0.0, unknown=None)))
-    burgers = [("burgers_nu_f0.05_n0.05", dict(case="burgers_mixed", fraction=0.05, noise=0.05, unknown=BURGERS_UNKNOWN))]
+    burgers = [
+        ("burgers_nu_f0.05_n0.05", dict(case="burgers_mixed", fraction=0.05, noise=0.05, unknown=BURGERS_UNKNOWN)),
+        (RESOLVED_BURGERS_KEY, dict(case="burgers_phycrnet", fraction=0.05, noise=0.05, unknown=BURGERS_UNKNOWN, solver_grid=32)),
+    ]
     gain = [
         ("burgers_physics_only", dict(case="burgers_mixed", fraction=None, noise=0.0, unknown=None)),
         ("burgers_data_f0.05_n0.05", dict(case="burgers_mixed", fraction=0.05, noise=0.05, unknown=None)),
@@ -195,22 +206,25 @@ def write_report(command: str, note: str = "", results_file: Path | None = None)
     burgers_keys = sorted(k for k in results if k.startswith("burgers_nu_"))
     if burgers_keys:
         lines += [
-            "\n### Burgers (burgers_mixed), nu unknown (init 0.01, truth 0.005), 5 % of the case's space-time nodes observed, 5 % noise\n",
-            "The error is measured at the case's 33 x 33 nodes; a finer solver grid contains them.\n",
-            "| run | solver grid | overrides | iterations | train s | identified nu | nu error | solution rel L2 | device |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "\n### Burgers, nu unknown (init 0.01, truth 0.005), 5 % of the case's space-time nodes observed, 5 % noise\n",
+            "burgers_phycrnet (64² case, smooth enough to be resolved; 0.5 % bias at 32² with spectral derivatives) is trained on a 32² grid "
+            "and its error measured there; burgers_mixed (33², shocks thinner than a cell: 26 % bias at 33², 1.7 – 4.4 % at 65², "
+            "section `observations_bias`) on the solver grid given, its error at the case's 33² nodes.\n",
+            "| run | case | solver grid | overrides | iterations | train s | identified nu | nu error | solution rel L2 | device |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for key in burgers_keys:
             r = results[key]
             grid = r.get("solver_grid", 33)
             lines.append(
-                f"| {key} | {grid}² | `{json.dumps(r.get('options', {}))}` | {r['iterations']} | {r['seconds']:.0f} | "
+                f"| {key} | {r.get('case', 'burgers_mixed')} | {grid}² | `{json.dumps(r.get('options', {}))}` | {r['iterations']} | {r['seconds']:.0f} | "
                 f"{r['identified']['nu']:.5f} | {r['identified_error']['nu']:.2%} | {r['rel_l2']:.2e} | {r.get('device', 'cpu')} |"
             )
-        if "burgers_nu_f0.05_n0.05" in results:
-            r = results["burgers_nu_f0.05_n0.05"]
-            met = "met" if r["identified_error"]["nu"] <= 0.05 else "**missed**"
-            lines.append(f"\nTarget: nu within 5 % from 5 % / 5 % observations (run `burgers_nu_f0.05_n0.05`): {r['identified_error']['nu']:.2%} ({met}).")
+        for key in (RESOLVED_BURGERS_KEY, "burgers_nu_f0.05_n0.05"):
+            if key in results:
+                r = results[key]
+                met = "met" if r["identified_error"]["nu"] <= 0.05 else "**missed**"
+                lines.append(f"\nTarget: nu within 5 % from 5 % / 5 % observations, {r['case']} (run `{key}`): {r['identified_error']['nu']:.2%} ({met}).")
     if "burgers_physics_only" in results and "burgers_data_f0.05_n0.05" in results:
         a, b = results["burgers_physics_only"], results["burgers_data_f0.05_n0.05"]
         lines += [
@@ -324,7 +338,8 @@ def main() -> None:
     if not args.table_only and args.part != "bias":
         for key, job in jobs(args.part):
             if args.only is None or key in args.only:
-                run(key + args.tag, iterations=args.iterations, threads=args.threads, seed=args.seed, options=json.loads(args.options), results_file=args.results, solver_grid=args.solver_grid, **job)
+                job = {"solver_grid": args.solver_grid, **job}  # a job's own grid wins
+                run(key + args.tag, iterations=args.iterations, threads=args.threads, seed=args.seed, options=json.loads(args.options), results_file=args.results, **job)
     arguments = sys.argv[1:]
     if "--note" in arguments:
         i = arguments.index("--note")

@@ -277,3 +277,11 @@ def test_data_weight_holds_then_decays_geometrically(heat):
         assert loss.current_weight() == pytest.approx(expected)
     with pytest.raises(OptionsError, match="data_final_ratio"):
         DataLoss(obs, heat, final_ratio=0.0)
+
+
+def test_data_weight_stays_constant_by_default_when_a_coefficient_is_learned(periodic_heat_spec):
+    known = load_spec(periodic_heat_spec)
+    unknown = load_spec(dict(periodic_heat_spec, parameters={"k": {"init": 0.02, "learn": True}}))
+    assert DataLoss.final_ratio_for(known, None) == pytest.approx(0.01)
+    assert DataLoss.final_ratio_for(unknown, None) == 1.0
+    assert DataLoss.final_ratio_for(unknown, 0.1) == pytest.approx(0.1)  # an explicit choice wins

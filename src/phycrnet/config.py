@@ -45,7 +45,9 @@ class TrainingConfig(BaseModel):
     lbfgs_fraction: float = Field(0.8, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
     data_weight: float = Field(1.0, gt=0)
-    data_final_ratio: float = Field(0.01, gt=0, le=1)
+    # None: 0.01 (the data weight decays over the second half) when every coefficient is
+    # known, 1 (constant) when one is learned: see DataLoss.final_ratio_for.
+    data_final_ratio: float | None = Field(None, gt=0, le=1)
     coefficient_lr_factor: float = Field(5.0, gt=0)
     coefficient_warmup: float = Field(0.0, ge=0, lt=1)
     seed: int = 0

@@ -279,9 +279,14 @@ def test_data_weight_holds_then_decays_geometrically(heat):
         DataLoss(obs, heat, final_ratio=0.0)
 
 
-def test_data_weight_stays_constant_by_default_when_a_coefficient_is_learned(periodic_heat_spec):
+def test_data_weight_decays_after_the_identification_when_a_coefficient_is_learned(periodic_heat_spec, heat):
     known = load_spec(periodic_heat_spec)
     unknown = load_spec(dict(periodic_heat_spec, parameters={"k": {"init": 0.02, "learn": True}}))
-    assert DataLoss.final_ratio_for(known, None) == pytest.approx(0.01)
-    assert DataLoss.final_ratio_for(unknown, None) == 1.0
-    assert DataLoss.final_ratio_for(unknown, 0.1) == pytest.approx(0.1)  # an explicit choice wins
+    assert DataLoss.decay_start_for(known, 0.75) == 0.5
+    assert DataLoss.decay_start_for(unknown, 0.75) == 0.75
+    obs = Observations(np.array([0.05]), np.array([0.5]), np.array([0.25]), {"u": np.array([1.0])})
+    progress = {"p": 0.0}
+    loss = DataLoss(obs, heat, weight=1.0, final_ratio=0.01, decay_start=0.75, progress=lambda: progress["p"])
+    for p, expected in ((0.5, 1.0), (0.75, 1.0), (0.875, 0.1), (1.0, 0.01)):
+        progress["p"] = p
+        assert loss.current_weight() == pytest.approx(expected)

@@ -471,7 +471,9 @@ def test_coefficient_warmup_holds_in_the_lbfgs_phase_too_and_then_releases(tmp_p
     steps; once it is over, L-BFGS moves the coefficient as well."""
     spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True}})
     log = tmp_path / "log.csv"
-    trainer = make_trainer(spec, tiny_model, iterations=120, lr=1e-2, coefficient_warmup=0.5, lbfgs_fraction=0.9, log_path=log, log_every=1)
+    trainer = make_trainer(
+        spec, tiny_model, iterations=120, lr=1e-2, coefficient_warmup=0.5, identification_share=1.0, lbfgs_fraction=0.9, log_path=log, log_every=1
+    )
     # The physics alone holds for any k: a term that pulls k to 0.08 stands in for data.
     trainer.extra_losses = lambda frames, t, parameters: {"pull": 100 * (parameters["k"] - 0.08) ** 2}
     trainer.train()
@@ -480,6 +482,25 @@ def test_coefficient_warmup_holds_in_the_lbfgs_phase_too_and_then_releases(tmp_p
     held = [k for iteration, k in rows if iteration < 0.5 * 120 - 20]  # an outer step is at most 20 evaluations
     assert len(held) > 2 and all(k == pytest.approx(0.05, rel=1e-7) for k in held)
     assert trainer.coefficients.learned()["k"] == pytest.approx(0.08, rel=1e-2)
+
+
+def test_coefficients_are_fixed_after_the_identification_share(tmp_path, periodic_heat_spec, tiny_model):
+    """Past ``identification_share`` the coefficient keeps the value it had, through L-BFGS."""
+    spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True}})
+    log = tmp_path / "log.csv"
+    trainer = make_trainer(spec, tiny_model, iterations=120, lr=1e-2, identification_share=0.3, lbfgs_fraction=0.9, log_path=log, log_every=1)
+    trainer.extra_losses = lambda frames, t, parameters: {"pull": 100 * (parameters["k"] - 0.08) ** 2}
+    trainer.train()
+    with open(log, newline="") as handle:
+        rows = [(int(r["iteration"]), float(r["param_k"])) for r in csv.DictReader(handle)]
+    late = [k for iteration, k in rows if iteration > 0.3 * 120 + 20]  # an outer step is at most 20 evaluations
+    assert len(late) > 2 and max(late) == pytest.approx(min(late), rel=1e-7)
+    assert late[0] != pytest.approx(0.05, rel=1e-4)  # it did move before
+
+
+def test_coefficient_warmup_must_end_before_the_identification(periodic_heat_spec, tiny_model):
+    with pytest.raises(OptionsError, match="coefficient_warmup"):
+        make_trainer(periodic_heat_spec, tiny_model, coefficient_warmup=0.8, identification_share=0.75)
 
 
 def test_learnable_coefficient_is_trained_and_bounded(periodic_heat_spec, tiny_model):

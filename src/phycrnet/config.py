@@ -45,9 +45,11 @@ class TrainingConfig(BaseModel):
     lbfgs_fraction: float = Field(0.8, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
     data_weight: float = Field(1.0, gt=0)
-    # None: 0.01 (the data weight decays over the second half) when every coefficient is
-    # known, 1 (constant) when one is learned: see DataLoss.final_ratio_for.
-    data_final_ratio: float | None = Field(None, gt=0, le=1)
+    data_final_ratio: float = Field(0.01, gt=0, le=1)
+    # With learned coefficients: the share of the run in which they are learned (the data
+    # at full weight); then they are fixed and the data weight decays. 1: learned to the end
+    # at a constant data weight. See phycrnet.observations.
+    identification_share: float = Field(0.75, gt=0, le=1)
     coefficient_lr_factor: float = Field(5.0, gt=0)
     coefficient_warmup: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
@@ -81,9 +83,15 @@ def training_config(section: Mapping[str, Any] | None, overrides: Mapping[str, A
     data = dict(section or {})
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
-        return TrainingConfig.model_validate(data)
+        config = TrainingConfig.model_validate(data)
     except ValidationError as exc:
         raise OptionsError(_describe(exc, "training")) from None
+    if config.coefficient_warmup >= config.identification_share:
+        raise OptionsError(
+            f"training.coefficient_warmup: {config.coefficient_warmup} must be below identification_share "
+            f"({config.identification_share}), or learned coefficients are never trained"
+        )
+    return config
 
 
 class _ModelSection(BaseModel):

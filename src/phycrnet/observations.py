@@ -13,16 +13,22 @@ without regard to case) and wide COMSOL tables ``X,Y,u (1) @ t=...`` (converted 
 The data loss of field ``f`` is ``data_f = mean((u_f(t_i, x_i, y_i) - d_i)^2) / var(d)``:
 the misfit relative to the spread of the observed values, so it is dimensionless and of
 the same size for any field scale. Its weight is the training option ``data_weight``
-(default 1). When every coefficient is known, it holds over the first half of training and
-then decays geometrically to ``data_weight * data_final_ratio`` (default 0.01): the data fix
-the large scales early, and the physics has the last word over the noise (Allen-Cahn with
-5 % of the points and 5 % noise, 1000 Adam iterations: solution rel L2 1.8e-3 with the decay
-against 8.4e-3 at a constant weight after 800). When a coefficient is learned, the weight
-stays constant by default (``data_final_ratio`` 1): the data are all that pins the
-coefficient down. Measured ad hoc on burgers_phycrnet (32² solver grid, nu learned from
-0.01, 5 % of the points with 5 % noise, 600 s, one thread): with the decay, nu was 7.6 %
-off when the decay began and 21 % at the end (solution rel L2 6.2e-2); at a constant
-weight it ended 1.6 % off (9.5e-3).
+(default 1). It holds at first and then decays geometrically to ``data_weight *
+data_final_ratio`` (default 0.01) at the end of training: the data fix the large scales
+early, and the physics has the last word over the noise (Allen-Cahn with 5 % of the points
+and 5 % noise, 1000 Adam iterations: solution rel L2 1.8e-3 with the decay against 8.4e-3
+at a constant weight after 800).
+
+The decay starts halfway through a run whose coefficients are all known. When a coefficient
+is learned, the data are what pins it down, so the data keep their full weight while it is
+learned, over the first ``identification_share`` of the run (default 0.75); then the
+coefficient is fixed (:meth:`phycrnet.train.Trainer.coefficients_frozen`) and the weight
+decays over the rest. Measured ad hoc on burgers_phycrnet (32² solver grid, nu learned from
+0.01, 5 % of the points with 5 % noise, 600 s, one thread): with the coefficient learned
+while the weight decayed (halfway on), nu was 7.6 % off when the decay began and 21 % at the
+end (solution rel L2 6.2e-2); at a constant weight it ended 1.2 % off (8.4e-3). A constant
+weight, in turn, lets noisy data into the solution (Allen-Cahn, eps learned, 1000
+iterations: rel L2 1.3e-2 from 1 % of the points with 5 % noise, 2.6e-3 with the decay).
 """
 
 from __future__ import annotations
@@ -387,6 +393,7 @@ class DataLoss:
         *,
         weight: float = 1.0,
         final_ratio: float = 1.0,
+        decay_start: float = 0.5,
         progress: Callable[[], float] | None = None,
     ) -> None:
         if weight <= 0:
@@ -397,6 +404,7 @@ class DataLoss:
         self.problem = problem
         self.weight = weight
         self.final_ratio = final_ratio
+        self.decay_start = decay_start
         self.progress = progress
         self.channels = {f: problem.fields.index(f) for f in observations.fields}
         self.scales = {f: _scale(v) for f, v in observations.values.items()}
@@ -418,21 +426,19 @@ class DataLoss:
         return terms
 
     @staticmethod
-    def final_ratio_for(problem: Problem, requested: float | None) -> float:
-        """``data_final_ratio`` for ``problem``: the requested one, else 1 (a constant
-        weight) when a coefficient is learned and 0.01 when every one is known."""
-        if requested is not None:
-            return requested
-        return 1.0 if any(p.learn for p in problem.parameters.values()) else DEFAULT_FINAL_RATIO
+    def decay_start_for(problem: Problem, identification_share: float) -> float:
+        """Progress at which the weight starts to decay: halfway, or, with a learned
+        coefficient, when its identification ends (``identification_share``)."""
+        return identification_share if any(p.learn for p in problem.parameters.values()) else 0.5
 
     def current_weight(self) -> float:
-        """``weight`` over the first half of training, then geometric decay to
+        """``weight`` until ``decay_start`` (a fraction of the run), then geometric decay to
         ``weight * final_ratio`` at the end: the data fix the coefficients and the large
         scales early, and the physics has the last word over the noise."""
-        if self.final_ratio == 1.0 or self.progress is None:
+        if self.final_ratio == 1.0 or self.progress is None or self.decay_start >= 1.0:
             return self.weight
         p = min(max(self.progress(), 0.0), 1.0)
-        return self.weight * self.final_ratio ** max(0.0, 2.0 * p - 1.0)
+        return self.weight * self.final_ratio ** max(0.0, (p - self.decay_start) / (1.0 - self.decay_start))
 
     def predict(self, frames: np.ndarray, times: np.ndarray) -> dict[str, np.ndarray]:
         """Interpolated values of gridded ``frames (T, C, ny, nx)`` at the observation points."""
@@ -468,10 +474,6 @@ class DataLoss:
                 targets,
             )
         return self._cache[key]
-
-
-#: Data weight at the end of a forward run, relative to its start (``data_final_ratio``).
-DEFAULT_FINAL_RATIO = 0.01
 
 
 def _scale(values: np.ndarray) -> float:

@@ -127,8 +127,8 @@ def _data_loss(data: Any, problem: Problem, config, drop_outside_time: bool):
         observations = read_observations(data.to_frame(), problem, drop_outside_time=drop_outside_time)
     else:
         observations = read_observations(data, problem, drop_outside_time=drop_outside_time)
-    final_ratio = DataLoss.final_ratio_for(problem, config.data_final_ratio)
-    return DataLoss(observations, problem, weight=config.data_weight, final_ratio=final_ratio)
+    decay_start = DataLoss.decay_start_for(problem, config.identification_share)
+    return DataLoss(observations, problem, weight=config.data_weight, final_ratio=config.data_final_ratio, decay_start=decay_start)
 
 
 def _combined(*hooks):

@@ -196,7 +196,7 @@ def write_report(command: str, note: str = "", results_file: Path | None = None)
         if target:
             met = "met" if target["identified_error"]["eps"] <= 0.02 else "**missed**"
             lines.append(f"\nTarget: eps within 2 % from 5 % of the points with 5 % noise: {target['identified_error']['eps']:.2%} ({met}).")
-        figure = _figure(results, table_keys)
+        figure = _figure(results, table_keys, suffix)
         lines.append(f"\n![solution error and eps error versus sampling fraction](figures/{figure})\n")
     lines += _constant_weight_table(table_keys)
     if any(k in results for k in table_keys):
@@ -283,7 +283,7 @@ def _constant_weight_table(keys: list[str]) -> list[str]:
     return lines
 
 
-def _figure(results: dict, keys: list[str]) -> str:
+def _figure(results: dict, keys: list[str], suffix: str = "") -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -305,7 +305,7 @@ def _figure(results: dict, keys: list[str]) -> str:
         axis.legend(fontsize=8)
     fig.tight_layout()
     FIGURES.mkdir(exist_ok=True)
-    name = "observations_allen_cahn.png"
+    name = f"observations_allen_cahn{suffix}.png"
     fig.savefig(FIGURES / name, dpi=120)
     plt.close(fig)
     return name

@@ -47,9 +47,9 @@ class TrainingConfig(BaseModel):
     data_weight: float = Field(1.0, gt=0)
     data_final_ratio: float = Field(0.01, gt=0, le=1)
     # With learned coefficients: the share of the run in which they are learned (the data
-    # at full weight); then they are fixed and the data weight decays. 1: learned to the end
-    # at a constant data weight. See phycrnet.observations.
-    identification_share: float = Field(0.75, gt=0, le=1)
+    # at full weight); then they are fixed and the data weight decays. 1 (the default):
+    # learned to the end at a constant data weight. See phycrnet.observations.
+    identification_share: float = Field(1.0, gt=0, le=1)
     coefficient_lr_factor: float = Field(5.0, gt=0)
     coefficient_warmup: float = Field(0.0, ge=0, lt=1)
     seed: int = 0

@@ -304,12 +304,12 @@ class Trainer:
         """Whether learnable coefficients are held, in the Adam and the L-BFGS phase alike.
 
         They are learned from ``coefficient_warmup`` (default 0) to ``identification_share``
-        (default 1: the end) of the run. Before: against an untrained network's residual they run
-        to wherever that residual is smallest (on Burgers the viscosity went to its lower
-        bound within 60 iterations), so a warm-up lets the network first fit the data. After:
-        the data weight decays (:class:`phycrnet.observations.DataLoss`), and a coefficient
-        still learned would follow the residual of the network's imperfect solution instead
-        of the data (on Burgers from 7.6 % to 21 % off).
+        (default 1: the end) of the run. Before: against an untrained network's residual
+        they run to wherever that residual is smallest (on Burgers the viscosity went to its
+        lower bound within 60 iterations), so a warm-up lets the network first fit the data.
+        After: the data weight decays (:class:`phycrnet.observations.DataLoss`), and a
+        coefficient still learned would follow the residual of the network's imperfect
+        solution instead of the data (on Burgers from 7.6 % to 21 % off).
         """
         p = self.progress_fraction()
         return p < self.config.coefficient_warmup or p >= self.config.identification_share

@@ -466,19 +466,23 @@ def test_learnable_coefficient_waits_for_the_warmup_and_is_logged_through_lbfgs(
     assert float(rows[-1]["param_k"]) == pytest.approx(trainer.coefficients.learned()["k"], rel=1e-6)
 
 
-def test_coefficient_warmup_holds_in_the_lbfgs_phase_too_and_then_releases(tmp_path, periodic_heat_spec, tiny_model):
-    """A warm-up longer than the Adam phase keeps the coefficient through the first L-BFGS
-    steps; once it is over, L-BFGS moves the coefficient as well."""
-    spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True}})
+def train_with_k_pulled_to_0_08(tmp_path, spec, model, **options):
+    """Train 120 iterations (90 % L-BFGS) with k learnable from 0.05 and the logged
+    ``(iteration, k)`` rows. The physics alone holds for any k: a term that pulls k to 0.08
+    stands in for data."""
+    spec = dict(spec, parameters={"k": {"init": 0.05, "learn": True}})
     log = tmp_path / "log.csv"
-    trainer = make_trainer(
-        spec, tiny_model, iterations=120, lr=1e-2, coefficient_warmup=0.5, identification_share=1.0, lbfgs_fraction=0.9, log_path=log, log_every=1
-    )
-    # The physics alone holds for any k: a term that pulls k to 0.08 stands in for data.
+    trainer = make_trainer(spec, model, iterations=120, lr=1e-2, lbfgs_fraction=0.9, log_path=log, log_every=1, **options)
     trainer.extra_losses = lambda frames, t, parameters: {"pull": 100 * (parameters["k"] - 0.08) ** 2}
     trainer.train()
     with open(log, newline="") as handle:
-        rows = [(int(r["iteration"]), float(r["param_k"])) for r in csv.DictReader(handle)]
+        return trainer, [(int(r["iteration"]), float(r["param_k"])) for r in csv.DictReader(handle)]
+
+
+def test_coefficient_warmup_holds_in_the_lbfgs_phase_too_and_then_releases(tmp_path, periodic_heat_spec, tiny_model):
+    """A warm-up longer than the Adam phase keeps the coefficient through the first L-BFGS
+    steps; once it is over, L-BFGS moves the coefficient as well."""
+    trainer, rows = train_with_k_pulled_to_0_08(tmp_path, periodic_heat_spec, tiny_model, coefficient_warmup=0.5, identification_share=1.0)
     held = [k for iteration, k in rows if iteration < 0.5 * 120 - 20]  # an outer step is at most 20 evaluations
     assert len(held) > 2 and all(k == pytest.approx(0.05, rel=1e-7) for k in held)
     assert trainer.coefficients.learned()["k"] == pytest.approx(0.08, rel=1e-2)
@@ -486,13 +490,7 @@ def test_coefficient_warmup_holds_in_the_lbfgs_phase_too_and_then_releases(tmp_p
 
 def test_coefficients_are_fixed_after_the_identification_share(tmp_path, periodic_heat_spec, tiny_model):
     """Past ``identification_share`` the coefficient keeps the value it had, through L-BFGS."""
-    spec = dict(periodic_heat_spec, parameters={"k": {"init": 0.05, "learn": True}})
-    log = tmp_path / "log.csv"
-    trainer = make_trainer(spec, tiny_model, iterations=120, lr=1e-2, identification_share=0.3, lbfgs_fraction=0.9, log_path=log, log_every=1)
-    trainer.extra_losses = lambda frames, t, parameters: {"pull": 100 * (parameters["k"] - 0.08) ** 2}
-    trainer.train()
-    with open(log, newline="") as handle:
-        rows = [(int(r["iteration"]), float(r["param_k"])) for r in csv.DictReader(handle)]
+    _, rows = train_with_k_pulled_to_0_08(tmp_path, periodic_heat_spec, tiny_model, identification_share=0.3)
     late = [k for iteration, k in rows if iteration > 0.3 * 120 + 20]  # an outer step is at most 20 evaluations
     assert len(late) > 2 and max(late) == pytest.approx(min(late), rel=1e-7)
     assert late[0] != pytest.approx(0.05, rel=1e-4)  # it did move before

@@ -534,8 +534,10 @@ def test_automatic_substeps_and_physics_input_follow_the_stiffness(periodic_heat
     it the physics input is switched off (and one step per frame kept); given values win."""
     from phycrnet.train import MAX_AUTO_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
 
+    explicit_only = {**tiny_model, "implicit_diffusion": False}
+
     def trainer_for(a: float, **options) -> Trainer:
-        return make_trainer({**periodic_heat_spec, "equations": {"u": f"{a}*laplace(u)"}}, tiny_model, **options)
+        return make_trainer({**periodic_heat_spec, "equations": {"u": f"{a}*laplace(u)"}}, explicit_only, **options)
 
     mild, stiff, extreme = trainer_for(1e-4), trainer_for(0.05), trainer_for(10.0)
     assert mild.stiffness < stiff.stiffness < extreme.stiffness
@@ -543,7 +545,7 @@ def test_automatic_substeps_and_physics_input_follow_the_stiffness(periodic_heat
     assert stiff.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT < extreme.stiffness / MAX_AUTO_SUBSTEPS
     assert stiff.substeps == min(MAX_AUTO_SUBSTEPS, math.ceil(stiff.stiffness / STIFF_STEP)) > 1
     assert extreme.model.config.physics_input is False and extreme.substeps == 1
-    forced = make_trainer({**periodic_heat_spec, "equations": {"u": "10.0*laplace(u)"}}, {**tiny_model, "physics_input": True})
+    forced = make_trainer({**periodic_heat_spec, "equations": {"u": "10.0*laplace(u)"}}, {**explicit_only, "physics_input": True})
     assert forced.model.config.physics_input is True and forced.substeps == MAX_AUTO_SUBSTEPS
     assert trainer_for(0.05, substeps=2).substeps == 2
     assert make_trainer(periodic_heat_spec, {**tiny_model, "physics_input": False}).substeps == 1
@@ -645,3 +647,69 @@ def test_lbfgs_makes_progress_on_a_tiny_loss(periodic_heat_spec, tiny_model):
     transform_losses(trainer, tiny)
     trainer.train()
     assert min(in_lbfgs) < 0.5 * in_lbfgs[0]
+
+
+def test_explicit_physics_init_starts_near_an_explicit_euler_rollout(periodic_heat_spec, tiny_model):
+    """With ``physics_init: explicit`` the untrained network passes F through its decoder:
+    its rollout is close to explicit Euler's (here on heat, whose explicit step is stable)
+    and its residual far below that of the random start."""
+    mild = {**periodic_heat_spec, "parameters": {"k": 0.005}}  # dt * rho = 0.5: stable
+    explicit = make_trainer(mild, {**tiny_model, "physics_input": True, "physics_init": "explicit"}, substeps=1)
+    random = make_trainer(mild, {**tiny_model, "physics_input": True, "physics_init": "random"}, substeps=1)
+    assert explicit.explicit_step_gain() == 1.0
+    with torch.no_grad():
+        frames = explicit.rollout()[:, 0].double()
+    # sin(2 pi x) sin(2 pi y) is an eigenfunction of the (spectral) Laplacian: -8 pi^2.
+    factor = 1 - explicit.dt_network * 0.005 * 8 * math.pi**2
+    u0 = explicit.u0[0, 0].double()
+    euler = torch.stack([u0 * factor**n for n in range(explicit.n_network_steps + 1)])
+    change = float((euler[-1] - euler[0]).norm())
+    assert float((frames - euler).norm(dim=(1, 2)).max()) < 0.2 * change
+    assert current_loss(explicit) < 0.1 * current_loss(random)
+
+
+def test_explicit_physics_init_damps_an_unstable_explicit_step(periodic_heat_spec, tiny_model):
+    """Where a full explicit sub-step would be unstable (dt * rho per sub-step above
+    ``STIFF_STEP``) the gain on F shrinks so that gain * dt * rho stays below it, and the
+    untrained rollout stays bounded."""
+    from phycrnet.train import STIFF_STEP
+
+    stiff = {**periodic_heat_spec, "equations": {"u": "0.5*laplace(u)"}}
+    trainer = make_trainer(stiff, {**tiny_model, "physics_input": True, "physics_init": "explicit", "implicit_diffusion": False}, substeps=2)
+    per_step = trainer.stiffness / trainer.substeps
+    assert per_step > STIFF_STEP and trainer.explicit_step_gain() * per_step < STIFF_STEP
+    with torch.no_grad():
+        assert float(trainer.rollout().abs().max()) < 2.0
+
+
+def test_stiff_periodic_diffusion_gets_the_implicit_physics_input(periodic_heat_spec, tiny_model):
+    """Far beyond the explicit limit (dt * rho = 500 here) a periodic problem with constant
+    diffusion keeps its physics input, with diffusion treated implicitly: one sub-step is
+    stable (dt * rho(P J) <= 1), and the explicitly initialised network's untrained rollout
+    follows the IMEX Euler solution u0 / (1 + dt k 8 pi^2)^n of this eigenmode."""
+    from phycrnet.train import MAX_AUTO_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
+
+    stiff = {**periodic_heat_spec, "parameters": {"k": 5.0}}
+    trainer = make_trainer(stiff, {**tiny_model, "physics_init": "explicit"})
+    assert trainer.stiffness / MAX_AUTO_SUBSTEPS > PHYSICS_INPUT_LIMIT
+    assert trainer.implicit_diffusion and trainer.model.config.physics_input is True
+    assert trainer.substeps == 1 and trainer.step_stiffness(1) <= min(1.0, STIFF_STEP)
+    assert trainer.explicit_step_gain() == 1.0
+    with torch.no_grad():
+        frames = trainer.rollout()[:, 0].double()
+    u0 = trainer.u0[0, 0].double()
+    factor = 1 / (1 + trainer.dt_network * 5.0 * 8 * math.pi**2)
+    imex = torch.stack([u0 * factor**n for n in range(trainer.n_network_steps + 1)])
+    assert float((frames - imex).norm(dim=(1, 2)).max()) < 0.05 * float(u0.norm())
+    off = make_trainer(stiff, {**tiny_model, "implicit_diffusion": False})
+    assert not off.implicit_diffusion and off.model.config.physics_input is False
+
+
+def test_implicit_diffusion_stays_off_where_explicit_sub_steps_suffice(periodic_heat_spec, mixed_bc_spec, tiny_model):
+    """``auto`` leaves mild periodic problems and non-periodic grids with the explicit
+    input; ``true`` forces it where it applies."""
+    mild = {**periodic_heat_spec, "parameters": {"k": 0.005}}  # dt * rho = 1.3
+    assert not make_trainer(mild, tiny_model).implicit_diffusion
+    assert not make_trainer({**mixed_bc_spec, "parameters": {"k": 5.0}}, tiny_model).implicit_diffusion
+    forced = make_trainer(mild, {**tiny_model, "implicit_diffusion": True})
+    assert forced.implicit_diffusion and forced.input_filter is not None

@@ -106,6 +106,8 @@ class _ModelSection(BaseModel):
     head_channels: int = ModelConfig.head_channels
     shuffle_channels: int = ModelConfig.shuffle_channels
     physics_input: bool | Literal["auto"] = ModelConfig.physics_input
+    physics_init: Literal["random", "explicit"] = ModelConfig.physics_init
+    implicit_diffusion: bool | Literal["auto"] = ModelConfig.implicit_diffusion
 
 
 def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:

@@ -63,10 +63,21 @@ class ModelConfig:
     #: about unchanged (4.6e-3, 0.15 -> 0.17). ``"auto"`` (the default): on unless the grid
     #: does not resolve the transport or the problem is too stiff for it (the trainer
     #: decides, see ``phycrnet.train.Trainer.automatic_physics_input``); a network built
-    #: directly treats it as on. F's weights start random like the others': zero weights
-    #: were measured too (300 s, one thread): heat 5.1e-3 -> 3.8e-3, Allen-Cahn and
-    #: diffusion-reaction within run-to-run spread, burgers_phycrnet 8.9e-3 -> 0.32.
+    #: directly treats it as on.
     physics_input: bool | str = "auto"
+    #: How the decoder's weights on F start. ``"explicit"`` (the default): the identity at
+    #: the centre tap, so that the untrained network already steps like an explicit Euler
+    #: step u + dt * F (damped where that step would be unstable, see the trainer's
+    #: ``explicit_step_gain``) and training only learns the correction. ``"random"``: like
+    #: the other weights'. Measured ad hoc at 120 s, one thread, beside other jobs
+    #: (explicit / random): Allen–Cahn 9.0e-5 / 2.1e-4, burgers_phycrnet 3.9e-3 / 1.7e-2,
+    #: lambda-omega 1.5e-2 / 0.88 (300 s), heat 3.9e-3 / 3.3e-3 (within its seed spread).
+    #: Zero weights on F were measured too (300 s): burgers_phycrnet 8.9e-3 -> 0.32.
+    physics_init: str = "explicit"
+    #: Treat each field's constant diffusion implicitly in the F the decoder sees (the IMEX
+    #: Euler step, see :mod:`phycrnet.implicit`; periodic grids only). ``"auto"``: where
+    #: explicit sub-steps cannot make the step stable (the trainer decides).
+    implicit_diffusion: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):
@@ -79,6 +90,10 @@ class ModelConfig:
             raise OptionsError("model: head_channels and shuffle_channels must be >= 0")
         if self.physics_input not in (True, False, "auto"):
             raise OptionsError("model.physics_input: choose true, false or auto")
+        if self.implicit_diffusion not in (True, False, "auto"):
+            raise OptionsError("model.implicit_diffusion: choose true, false or auto")
+        if self.physics_init not in ("random", "explicit"):
+            raise OptionsError("model.physics_init: choose random or explicit")
         if self.initial_state not in ("learned", "zeros", "random"):
             raise OptionsError("model.initial_state: choose learned, zeros or random")
 
@@ -200,6 +215,20 @@ class PhyCRNet(nn.Module):
         step needs a smaller initial update)."""
         with torch.no_grad():
             self.output.conv.weight.mul_(factor)
+
+    def start_as_explicit_step(self, gain: float = 1.0) -> None:
+        """Make the decoder pass F through: its weights on F become ``gain`` times the
+        identity at the centre tap (zero elsewhere), so the untrained step is about
+        ``u + gain * dt * F(u)`` plus the small random contribution of the other inputs.
+        Needs ``physics_input`` and no hidden head (whose nonlinearity would bend F)."""
+        if not self.config.physics_input or self.hidden_head is not None:
+            raise OptionsError("model.physics_init explicit needs physics_input and head_channels 0")
+        weight = self.output.conv.weight
+        n, centre = self.n_fields, self.config.decoder_kernel // 2
+        with torch.no_grad():
+            weight[:, -n:].zero_()
+            for c in range(n):
+                weight[c, weight.shape[1] - n + c, centre, centre] = gain / self.config.output_scale
 
     @staticmethod
     def automatic_shuffle_channels(n_fields: int, config: ModelConfig) -> int:

@@ -30,7 +30,7 @@ covers every node that is not a Dirichlet node).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,7 +228,14 @@ class Physics:
         return self.derivatives.derivative(cache[key], axis, order, padded=True)
 
     def spectral_radius(
-        self, state: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any], *, iterations: int = 40, seed: int = 0
+        self,
+        state: torch.Tensor,
+        t: torch.Tensor,
+        parameters: Mapping[str, Any],
+        *,
+        iterations: int = 40,
+        seed: int = 0,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> float:
         """Estimated spectral radius of the Jacobian dF/du at ``state`` ``(1, C, ny, nx)``.
 
@@ -236,7 +243,8 @@ class Physics:
         growth rate averaged over the last quarter of the iterations so that complex pairs
         (advection) do not make it oscillate; only nodes where the PDE is imposed count
         (Dirichlet nodes are overwritten, not stepped). In 1/time units: ``dt * rho`` above
-        about 2 means an explicit Euler step of size dt is unstable.
+        about 2 means an explicit Euler step of size dt is unstable. ``transform``, if
+        given, is a linear map applied to F first (the radius of its Jacobian then).
         """
         values = _plain_values(parameters)
         mask = self.pde_mask.unsqueeze(0).to(state.dtype)
@@ -246,7 +254,8 @@ class Physics:
         state = state.detach()
         log_growth = []
         for _ in range(iterations):
-            _, jv = torch.func.jvp(lambda u: self.rhs(u, t, values), (state,), (v,))
+            step = (lambda u: self.rhs(u, t, values)) if transform is None else (lambda u: transform(self.rhs(u, t, values)))
+            _, jv = torch.func.jvp(step, (state,), (v,))
             jv = jv * mask
             norm = float(jv.norm())
             if not norm > 0 or not math.isfinite(norm):

@@ -38,6 +38,7 @@ from torch import nn
 
 from phycrnet.config import TrainingConfig
 from phycrnet.errors import DivergenceError, OptionsError
+from phycrnet.implicit import ImplicitDiffusion
 from phycrnet.model import ModelConfig, PhyCRNet
 from phycrnet.physics import Physics, PhysicsOptions
 from phycrnet.spec import Problem
@@ -174,20 +175,25 @@ class Trainer:
         self.physics = Physics(problem, options, dtype=self.dtype, device=self.device)
         self.u0 = torch.as_tensor(problem.initial_values(), dtype=self.dtype, device=self.device).unsqueeze(0)
         model_config = model_config or ModelConfig()
-        automatic = model_config.physics_input == "auto" or config.substeps == 0
-        # dt * rho: the stiffness of one frame's step, when anything is chosen from it.
-        self.stiffness: float | None = self.measure_stiffness() if automatic else None
+        # dt * rho: the stiffness of one frame's explicit step.
+        self.stiffness: float = self.measure_stiffness()
         self.peclet: float | None = self.measure_peclet() if model_config.physics_input == "auto" else None
+        self._step_stiffness: dict[int, float] = {}
+        self.implicit_diffusion = self.implicit_diffusion_applies(model_config)
         physics_input = model_config.physics_input
         if physics_input == "auto":
             physics_input = self.automatic_physics_input()
-        model_config = dataclasses.replace(model_config, physics_input=bool(physics_input))
+        self.implicit_diffusion = self.implicit_diffusion and bool(physics_input)
+        model_config = dataclasses.replace(model_config, physics_input=bool(physics_input), implicit_diffusion=self.implicit_diffusion)
         self.substeps = config.substeps or self.automatic_substeps(model_config.physics_input)
+        self.input_filter = self._implicit_filter(self.substeps) if self.implicit_diffusion else None
         self.model = PhyCRNet(len(problem.fields), problem.grid.shape, problem.periodic, model_config, seed=config.seed)
         # The untrained step u + dt * y is a random linear recurrence through the decoder's
         # input skip; keep its growth per step what it is at the paper's dt of 0.05 (an
         # untrained Gray-Scott rollout, dt = 5, otherwise reached losses of 1e31).
         self.model.scale_output(min(1.0, REFERENCE_STEP * self.substeps / problem.dt))
+        if model_config.physics_input and not model_config.head_channels and model_config.physics_init == "explicit":
+            self.model.start_as_explicit_step(self.explicit_step_gain())
         self.model.to(device=self.device, dtype=self.dtype)
         self.coefficients = Coefficients(problem, self.dtype).to(self.device)
         self.weighting = make_weighting(config.weighting, **config.weighting_options).to(self.device)
@@ -225,6 +231,30 @@ class Trainer:
         values)."""
         return self.problem.dt * self.physics.spectral_radius(*self._initial_state())
 
+    def implicit_diffusion_applies(self, model_config: ModelConfig) -> bool:
+        """Whether the physics input treats constant diffusion implicitly
+        (:mod:`phycrnet.implicit`): where it can (a periodic grid and a field with constant
+        diffusion) and, for ``"auto"``, where even ``MAX_AUTO_SUBSTEPS`` explicit sub-steps
+        stay above the stability limit ``STIFF_STEP``."""
+        choice = model_config.implicit_diffusion
+        if choice is False or model_config.physics_input is False or self._implicit_filter(1) is None:
+            return False
+        return choice is True or self.stiffness / MAX_AUTO_SUBSTEPS > STIFF_STEP
+
+    def _implicit_filter(self, substeps: int) -> ImplicitDiffusion | None:
+        return ImplicitDiffusion.for_problem(self.problem, self.physics.derivatives, self.problem.dt / substeps, dtype=self.dtype, device=self.device)
+
+    def step_stiffness(self, substeps: int) -> float:
+        """dt * rho of one network sub-step as the network sees it: the explicit step's, or
+        with implicit diffusion the IMEX step's (``dt * rho(P J)``, see
+        :mod:`phycrnet.implicit`), measured at the initial state."""
+        if not self.implicit_diffusion:
+            return self.stiffness / substeps
+        if substeps not in self._step_stiffness:
+            radius = self.physics.spectral_radius(*self._initial_state(), transform=self._implicit_filter(substeps))
+            self._step_stiffness[substeps] = self.problem.dt / substeps * radius
+        return self._step_stiffness[substeps]
+
     def measure_peclet(self) -> float:
         """The largest cell Peclet number at the initial state (see
         :meth:`Physics.cell_peclet_number`)."""
@@ -259,7 +289,7 @@ class Trainer:
         """
         if self.peclet > PECLET_LIMIT or any(p.learn for p in self.problem.parameters.values()):
             return False
-        return self.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT
+        return self.step_stiffness(MAX_AUTO_SUBSTEPS) <= PHYSICS_INPUT_LIMIT
 
     def automatic_substeps(self, physics_input: bool) -> int:
         """Network steps per output frame when ``substeps`` is 0 (automatic).
@@ -276,7 +306,15 @@ class Trainer:
         """
         if not physics_input:
             return 1
-        return int(min(MAX_AUTO_SUBSTEPS, max(1, math.ceil(self.stiffness / STIFF_STEP - 1e-9))))
+        stable = (s for s in range(1, MAX_AUTO_SUBSTEPS + 1) if self.step_stiffness(s) <= STIFF_STEP * (1 + 1e-9))
+        return next(stable, MAX_AUTO_SUBSTEPS)
+
+    def explicit_step_gain(self) -> float:
+        """The gain on F for ``physics_init: explicit``: 1, or less where a full explicit
+        sub-step would be unstable (``dt * rho`` per sub-step above ``STIFF_STEP``), so
+        that the untrained rollout stays bounded."""
+        per_step = self.step_stiffness(self.substeps)
+        return 1.0 if per_step <= STIFF_STEP else 0.9 * STIFF_STEP / per_step
 
     def _create_weighting_parameters(self) -> None:
         """Lazily created weighting parameters (``uncertainty``) must exist for the optimiser."""
@@ -330,7 +368,7 @@ class Trainer:
         def rhs(k: int, u: torch.Tensor) -> torch.Tensor:
             value = self.physics.rhs(u, self._step_time(k), parameters)
             record.append(value)
-            return value
+            return value if self.input_filter is None else self.input_filter(value)
 
         return rhs
 

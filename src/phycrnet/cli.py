@@ -122,7 +122,7 @@ def solve(
     weighting: Optional[str] = typer.Option(None, help="Loss weighting scheme."),
     boundary: Optional[str] = typer.Option(None, help="soft or hard boundary conditions."),
     derivatives: Optional[str] = typer.Option(None, help="auto, fd2, fd4 or spectral."),
-    time_scheme: Optional[str] = typer.Option(None, help="crank_nicolson, bdf2, central or backward_euler."),
+    time_scheme: Optional[str] = typer.Option(None, help="crank_nicolson, bdf2, central, backward_euler or adams_moulton (fourth order)."),
     schedule: Optional[str] = typer.Option(None, help="step, cosine, exponential or constant."),
     lbfgs_fraction: Optional[float] = typer.Option(None, help="Share of the budget for an L-BFGS finish."),
     data: Optional[Path] = typer.Option(None, "--data", help="Observations CSV (t,x,y,<field>...) to fit alongside the physics."),

@@ -35,7 +35,7 @@ class TrainingConfig(BaseModel):
     weighting_options: dict[str, Any] = Field(default_factory=dict)
     derivatives: Literal["auto", "fd2", "fd4", "spectral"] = "auto"
     boundary: Literal["soft", "hard"] = "hard"
-    time_scheme: Literal["crank_nicolson", "bdf2", "central", "backward_euler"] = "crank_nicolson"
+    time_scheme: Literal["crank_nicolson", "bdf2", "central", "backward_euler", "adams_moulton"] = "crank_nicolson"
     bc_accuracy: int | None = Field(None, ge=1, le=4)
     substeps: int = Field(0, ge=0)  # 0: automatic (Trainer.automatic_substeps)
     time_marching: int = Field(0, ge=0)

@@ -47,38 +47,44 @@ def discrete_solution(
     u = torch.as_tensor(problem.initial_values(), dtype=torch.float64)
     u = physics.enforce(u.unsqueeze(0), torch.zeros(1, dtype=torch.float64), parameters)[0]
     history = [u]
-    for k in range(problem.n_steps * substeps):
-        window = history[-2:] if options.time_scheme == "bdf2" else history[-1:]
-        times = dt * torch.arange(k + 1 - len(window), k + 2, dtype=torch.float64)
-        history.append(_solve_step(physics, window, times, parameters, max_iterations, tolerance))
+    n_steps = problem.n_steps * substeps
+    while len(history) <= n_steps:
+        k = len(history) - 1
+        # Adams-Moulton's first three steps are coupled (the first two use F up to frame 3).
+        joint = 3 if options.time_scheme == "adams_moulton" and k == 0 and n_steps >= 3 else 1
+        past = {"bdf2": 2, "adams_moulton": 3}.get(options.time_scheme, 1)
+        window = history[-past:]
+        times = dt * torch.arange(k + 1 - len(window), k + 1 + joint, dtype=torch.float64)
+        history.extend(_solve_step(physics, window, times, parameters, max_iterations, tolerance, joint))
     return torch.stack(history[::substeps]).numpy()
 
 
-def _step_residual(physics: Physics, window: list[torch.Tensor], times: torch.Tensor, parameters) -> Any:
-    previous = window[-1]
-    shape = previous.shape
+def _step_residual(physics: Physics, window: list[torch.Tensor], times: torch.Tensor, parameters, joint: int) -> Any:
+    """The residual of the last ``joint`` steps as a function of their ``joint`` new frames."""
+    shape = window[-1].shape
     dirichlet = ~physics.pde_mask if physics.hard else None
 
     def residual(flat: torch.Tensor) -> torch.Tensor:
-        current = flat.view(shape)
-        frames = torch.stack([*window, current])
-        pde = physics.pde_residual(frames, times, parameters)[-1]
-        parts = [pde[c][physics.pde_mask[c]] for c in range(shape[0])]
+        new = flat.view(joint, *shape)
+        frames = torch.cat([torch.stack(window), new])
+        pde = physics.pde_residual(frames, times, parameters)[-joint:]
+        parts = [pde[j, c][physics.pde_mask[c]] for j in range(joint) for c in range(shape[0])]
         if physics.hard:
-            enforced = physics.enforce(current.unsqueeze(0), times[-1:], parameters)[0]
-            parts.append((current - enforced)[dirichlet])
+            enforced = physics.enforce(new, times[-joint:], parameters)
+            parts += [(new[j] - enforced[j])[dirichlet] for j in range(joint)]
         else:
-            parts += [r[-1].reshape(-1) for r in physics.boundary_residuals(frames, times, parameters).values()]
+            parts += [r[-joint:].reshape(-1) for r in physics.boundary_residuals(frames, times, parameters).values()]
         return torch.cat(parts)
 
     return residual
 
 
-def _solve_step(physics, window, times, parameters, max_iterations, tolerance) -> torch.Tensor:
+def _solve_step(physics, window, times, parameters, max_iterations, tolerance, joint=1) -> list[torch.Tensor]:
+    """The next ``joint`` frames, by Gauss-Newton from the last known frame."""
     previous = window[-1]
-    residual = _step_residual(physics, window, times, parameters)
+    residual = _step_residual(physics, window, times, parameters, joint)
     jacobian = jacrev(residual)
-    guess = previous.reshape(-1).clone()
+    guess = previous.reshape(-1).repeat(joint).clone()
     for _ in range(max_iterations):
         r = residual(guess)
         if float(r.pow(2).mean().sqrt()) < tolerance:
@@ -89,4 +95,4 @@ def _solve_step(physics, window, times, parameters, max_iterations, tolerance) -
             break
     if not torch.isfinite(guess).all():
         raise PhycrnetError("discrete_solution: Gauss-Newton diverged")
-    return guess.view(previous.shape)
+    return list(guess.view(joint, *previous.shape))

@@ -50,9 +50,11 @@ CHECKPOINT_VERSION = 1
 #: chosen automatically.
 STIFF_STEP = 2.0
 MAX_AUTO_SUBSTEPS = 4
-#: ``physics_input: auto`` feeds F to the network only while the sub-stepped dt * rho stays
-#: at or below this: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per
-#: sub-step; Gray-Scott, 15) the rollout blows up as soon as training gives F any weight.
+#: ``physics_input: auto`` feeds F to the network only while the sub-stepped dt * rho (of
+#: the step the network sees, see :meth:`Trainer.step_stiffness`) stays at or below this:
+#: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per sub-step;
+#: Gray-Scott, 15) the rollout blew up as soon as training gave F any weight. Those two
+#: keep F now, with their diffusion treated implicitly (about 1 per step).
 PHYSICS_INPUT_LIMIT = 8.0
 #: ``physics_input: auto`` feeds F to the network only while the cell Peclet number stays at
 #: or below this (see :meth:`Trainer.automatic_physics_input` for the measurements).
@@ -281,7 +283,8 @@ class Trainer:
         120 s, so the limit between 4.3 and 6.3 rests on that one 300 s comparison. Off as
         well when even ``MAX_AUTO_SUBSTEPS`` sub-steps leave dt * rho above
         ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as soon as training gives F any
-        weight). Off while a coefficient is learned: F then
+        weight), unless implicit diffusion brings the step the network sees below it. Off
+        while a coefficient is learned: F then
         moves with the coefficient, and the one such run with F (Burgers on 65 nodes, nu
         learned from 0.01, where the Peclet number at the initial nu is 1.6) diverged at its
         first iteration; the identification figures in RESULTS.md are without F. On
@@ -295,9 +298,10 @@ class Trainer:
         """Network steps per output frame when ``substeps`` is 0 (automatic).
 
         With the right-hand side fed to the decoder (``physics_input``) a network step is a
-        learned correction to an explicit step, which trains well within that step's
-        stability limit (dt * rho = 2 on the negative real axis) and worse beyond it. So: the
-        fewest sub-steps that bring dt * rho to ``STIFF_STEP`` (that limit) or below, at most
+        learned correction to an explicit step (an IMEX step with implicit diffusion), which
+        trains well within that step's stability limit (dt * rho = 2 on the negative real
+        axis) and worse beyond it. So: the fewest sub-steps that bring the step's dt * rho
+        (:meth:`step_stiffness`) to ``STIFF_STEP`` (that limit) or below, at most
         ``MAX_AUTO_SUBSTEPS`` (each one costs a full network step). One without
         ``physics_input``. Measured ad hoc at 300 s, one thread, two runs side by side:
         heat (dt * rho = 9.1) 1.1e-2 with three sub-steps and 3.6e-3 with four;

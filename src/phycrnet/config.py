@@ -108,6 +108,7 @@ class _ModelSection(BaseModel):
     physics_input: bool | Literal["auto"] = ModelConfig.physics_input
     physics_init: Literal["random", "explicit"] = ModelConfig.physics_init
     implicit_diffusion: bool | Literal["auto"] = ModelConfig.implicit_diffusion
+    physics_predictor: Literal["euler", "heun"] = ModelConfig.physics_predictor
 
 
 def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:

@@ -78,6 +78,11 @@ class ModelConfig:
     #: Euler step, see :mod:`phycrnet.implicit`; periodic grids only). ``"auto"``: where
     #: explicit sub-steps cannot make the step stable (the trainer decides).
     implicit_diffusion: bool | str = "auto"
+    #: What the decoder is fed as "F": ``"euler"``, F(u_k) (so the explicitly initialised
+    #: network starts as explicit Euler), or ``"heun"``, the average of F at u_k and at the
+    #: end of that explicit step (the network starts as Heun's second-order method and has
+    #: less to correct, at one more evaluation of F per step).
+    physics_predictor: str = "euler"
 
     def __post_init__(self) -> None:
         if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):
@@ -92,6 +97,8 @@ class ModelConfig:
             raise OptionsError("model.physics_input: choose true, false or auto")
         if self.implicit_diffusion not in (True, False, "auto"):
             raise OptionsError("model.implicit_diffusion: choose true, false or auto")
+        if self.physics_predictor not in ("euler", "heun"):
+            raise OptionsError("model.physics_predictor: choose euler or heun")
         if self.physics_init not in ("random", "explicit"):
             raise OptionsError("model.physics_init: choose random or explicit")
         if self.initial_state not in ("learned", "zeros", "random"):
@@ -217,16 +224,19 @@ class PhyCRNet(nn.Module):
             self.output.conv.weight.mul_(factor)
 
     def start_as_explicit_step(self, gain: float = 1.0) -> None:
-        """Make the decoder pass F through: its weights on F become ``gain`` times the
-        identity at the centre tap (zero elsewhere), so the untrained step is about
-        ``u + gain * dt * F(u)`` plus the small random contribution of the other inputs.
-        Needs ``physics_input`` and no hidden head (whose nonlinearity would bend F)."""
+        """Make the decoder pass F through: the output layer's weights on F become ``gain``
+        times the identity at the centre tap, all its other weights zero, so the untrained
+        step is exactly ``u + gain * dt * F(u)`` (plus the output bias, zero too). The
+        network's other layers keep their random weights and start to learn once the
+        output layer's weights on them grow (as with a zero-initialised last layer of a
+        residual block). Needs ``physics_input`` and no hidden head (whose nonlinearity
+        would bend F)."""
         if not self.config.physics_input or self.hidden_head is not None:
             raise OptionsError("model.physics_init explicit needs physics_input and head_channels 0")
         weight = self.output.conv.weight
         n, centre = self.n_fields, self.config.decoder_kernel // 2
         with torch.no_grad():
-            weight[:, -n:].zero_()
+            weight.zero_()
             for c in range(n):
                 weight[c, weight.shape[1] - n + c, centre, centre] = gain / self.config.output_scale
 

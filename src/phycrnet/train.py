@@ -12,7 +12,8 @@ Run-time conventions:
 * a checkpoint (written atomically: temporary file, then rename) holds the model, optimiser,
   weighting and coefficient states, the random-number states, the best state, the
   iteration and the seconds spent; ``resume=True`` continues from it;
-* a loss that is not finite, or grows by ``divergence_factor`` over the best seen, restores
+* a loss that is not finite, or grows by ``divergence_factor`` over the best seen (or over
+  the loss of a solution that never leaves its initial value, whichever is larger), restores
   the best state and halves the learning rate, at most ``max_recoveries`` times; then a
   :class:`~phycrnet.errors.DivergenceError` ends the run.
 """
@@ -194,8 +195,10 @@ class Trainer:
         # input skip; keep its growth per step what it is at the paper's dt of 0.05 (an
         # untrained Gray-Scott rollout, dt = 5, otherwise reached losses of 1e31).
         self.model.scale_output(min(1.0, REFERENCE_STEP * self.substeps / problem.dt))
+        #: The gain on F of the untrained step (also the Heun predictor's first stage).
+        self.input_gain = self.explicit_step_gain() if model_config.physics_input else 1.0
         if model_config.physics_input and not model_config.head_channels and model_config.physics_init == "explicit":
-            self.model.start_as_explicit_step(self.explicit_step_gain())
+            self.model.start_as_explicit_step(self.input_gain)
         self.model.to(device=self.device, dtype=self.dtype)
         self.coefficients = Coefficients(problem, self.dtype).to(self.device)
         self.weighting = make_weighting(config.weighting, **config.weighting_options).to(self.device)
@@ -211,6 +214,7 @@ class Trainer:
         # The central time scheme needs at least two steps to form a residual.
         self.min_window = min(self.n_network_steps, 2 if config.time_scheme == "central" else 1)
         self._create_weighting_parameters()
+        self.standstill_loss = self.measure_standstill_loss()
         self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=config.lr)
         self.iteration = 0
         self.seconds = 0.0
@@ -256,6 +260,21 @@ class Trainer:
             radius = self.physics.spectral_radius(*self._initial_state(), transform=self._implicit_filter(substeps))
             self._step_stiffness[substeps] = self.problem.dt / substeps * radius
         return self._step_stiffness[substeps]
+
+    def measure_standstill_loss(self) -> float:
+        """The loss (unweighted sum of its terms) of frames that all stay at the initial
+        value: the scale of a useless solution. A loss that grows ``divergence_factor``
+        times over the best seen is a blow-up only if it also grows that far over this: a
+        network that starts as a good predictor (Heun's method) can begin at a loss 1e-8
+        where an early Adam step to 1e-4 is harmless noise, not a divergence."""
+        u0, _, parameters = self._initial_state()
+        frames = u0.expand(self.n_network_steps + 1, *u0.shape[1:])
+        t = self.t_network
+        frames = self.physics.enforce(frames, t, parameters)
+        with torch.no_grad():
+            terms = self.physics.losses(frames, t, parameters, causal=self.config.causal)
+        total = float(sum(float(v) for v in terms.values()))
+        return total if math.isfinite(total) else 0.0
 
     def measure_peclet(self) -> float:
         """The largest cell Peclet number at the initial state (see
@@ -369,10 +388,20 @@ class Trainer:
     def _rhs(self, parameters, record: list[torch.Tensor]):
         """F(u_k) for the network's physics input; each value is kept in ``record``."""
 
+        def direction(value: torch.Tensor) -> torch.Tensor:
+            return value if self.input_filter is None else self.input_filter(value)
+
         def rhs(k: int, u: torch.Tensor) -> torch.Tensor:
             value = self.physics.rhs(u, self._step_time(k), parameters)
             record.append(value)
-            return value if self.input_filter is None else self.input_filter(value)
+            first = direction(value)
+            if self.model.config.physics_predictor == "euler":
+                return first
+            # Heun: the average of the directions at u and at the explicit step's end.
+            stage = u + self.dt_network * self.input_gain * first
+            if self.physics.hard:
+                stage = self.physics.enforce(stage, self._step_time(k + 1), parameters)
+            return 0.5 * (first + direction(self.physics.rhs(stage, self._step_time(k + 1), parameters)))
 
         return rhs
 
@@ -498,7 +527,8 @@ class Trainer:
 
     def _after_step(self, terms: dict[str, float], total: float) -> None:
         raw = sum(terms.values())
-        if not _finite(terms, total) or (self.iteration > 20 and raw > self.config.divergence_factor * self.best_loss):
+        exploded = raw > self.config.divergence_factor * max(self.best_loss, self.standstill_loss)
+        if not _finite(terms, total) or (self.iteration > 20 and exploded):
             self._recover(raw)
             return
         self.last_terms = terms
@@ -516,7 +546,13 @@ class Trainer:
         self.recoveries += 1
         self.lr_scale *= 0.5
         self._restore(self.best_state)
-        self.optimizer.state.clear()
+        # Adam's moments as they were at the best state: cleared moments make the next
+        # steps about lr in every weight at once, which threw a Gray-Scott run (dt = 5,
+        # 100 steps) straight back into a blow-up, three times in 14 iterations.
+        if "optimizer" in self.best_state:
+            self.optimizer.load_state_dict(self.best_state["optimizer"])
+        else:  # a best state from a checkpoint written before the moments were kept
+            self.optimizer.state.clear()
 
     def _lbfgs(self) -> None:
         """L-BFGS on the weighted loss with the weights frozen at their last values.
@@ -641,6 +677,7 @@ class Trainer:
         return {
             "model": copy.deepcopy(self.model.state_dict()),
             "coefficients": copy.deepcopy(self.coefficients.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
         }
 
     def _restore(self, snapshot: dict[str, Any]) -> None:

@@ -82,7 +82,7 @@ class ModelConfig:
     #: network starts as explicit Euler), or ``"heun"``, the average of F at u_k and at the
     #: end of that explicit step (the network starts as Heun's second-order method and has
     #: less to correct, at one more evaluation of F per step).
-    physics_predictor: str = "euler"
+    physics_predictor: str = "heun"
 
     def __post_init__(self) -> None:
         if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):

@@ -65,23 +65,28 @@ class ModelConfig:
     #: decides, see ``phycrnet.train.Trainer.automatic_physics_input``); a network built
     #: directly treats it as on.
     physics_input: bool | str = "auto"
-    #: How the decoder's weights on F start. ``"explicit"`` (the default): the identity at
-    #: the centre tap, so that the untrained network already steps like an explicit Euler
-    #: step u + dt * F (damped where that step would be unstable, see the trainer's
-    #: ``explicit_step_gain``) and training only learns the correction. ``"random"``: like
-    #: the other weights'. Measured ad hoc at 120 s, one thread, beside other jobs
-    #: (explicit / random): Allen–Cahn 9.0e-5 / 2.1e-4, burgers_phycrnet 3.9e-3 / 1.7e-2,
-    #: lambda-omega 1.5e-2 / 0.88 (300 s), heat 3.9e-3 / 3.3e-3 (within its seed spread).
-    #: Zero weights on F were measured too (300 s): burgers_phycrnet 8.9e-3 -> 0.32.
+    #: How the output layer starts. ``"explicit"`` (the default): the identity on F at the
+    #: centre tap and zero on everything else, so that the untrained network steps exactly
+    #: like the predictor below (damped where that step would be unstable, see the
+    #: trainer's ``explicit_step_gain``) and training only learns the correction.
+    #: ``"random"``: random weights everywhere (the paper's start). Measured ad hoc at
+    #: 120 s, one thread, beside other jobs, Allen–Cahn: random 2.1e-4; identity on F with
+    #: random other weights 9.0e-5; with zero other weights 4.8e-5. burgers_phycrnet
+    #: 1.7e-2 / 3.9e-3 (random / identity with random others); lambda-omega 0.88 (300 s)
+    #: / 1.5e-2. Zero weights on F only were measured too (300 s): burgers_phycrnet
+    #: 8.9e-3 -> 0.32.
     physics_init: str = "explicit"
     #: Treat each field's constant diffusion implicitly in the F the decoder sees (the IMEX
     #: Euler step, see :mod:`phycrnet.implicit`; periodic grids only). ``"auto"``: where
     #: explicit sub-steps cannot make the step stable (the trainer decides).
     implicit_diffusion: bool | str = "auto"
-    #: What the decoder is fed as "F": ``"euler"``, F(u_k) (so the explicitly initialised
-    #: network starts as explicit Euler), or ``"heun"``, the average of F at u_k and at the
-    #: end of that explicit step (the network starts as Heun's second-order method and has
-    #: less to correct, at one more evaluation of F per step).
+    #: What the decoder is fed as "F": ``"heun"`` (the default), the average of F at u_k
+    #: and at the end of the explicit step from it, so the explicitly initialised network
+    #: starts as Heun's second-order method and has less to correct, at one more
+    #: evaluation of F per step; or ``"euler"``, F(u_k) (the network starts as explicit
+    #: Euler). Ad hoc at 120 s, one thread (heun / euler): Allen–Cahn 2.6e-5 / 4.8e-5,
+    #: lambda-omega 7.2e-4 / 1.6e-2, burgers_phycrnet 5.0e-5 / 3.9e-3 (euler with random
+    #: other weights); FitzHugh-Nagumo 2.0e-2 / 1.6e-2 at one sub-step.
     physics_predictor: str = "heun"
 
     def __post_init__(self) -> None:

@@ -672,7 +672,7 @@ def test_explicit_physics_init_starts_near_an_explicit_euler_rollout(periodic_he
     its rollout is close to explicit Euler's (here on heat, whose explicit step is stable)
     and its residual far below that of the random start."""
     mild = {**periodic_heat_spec, "parameters": {"k": 0.005}}  # dt * rho = 0.5: stable
-    explicit = make_trainer(mild, {**tiny_model, "physics_input": True, "physics_init": "explicit"}, substeps=1)
+    explicit = make_trainer(mild, {**tiny_model, "physics_input": True, "physics_init": "explicit", "physics_predictor": "euler"}, substeps=1)
     random = make_trainer(mild, {**tiny_model, "physics_input": True, "physics_init": "random"}, substeps=1)
     assert explicit.explicit_step_gain() == 1.0
     with torch.no_grad():

@@ -412,3 +412,14 @@ def test_top_level_api_mirrors_the_cli(periodic_heat_spec, tiny_model):
     assert {"solve", "solve_reference", "evaluate", "load_spec"} <= set(dir(phycrnet))
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         phycrnet.nonexistent  # noqa: B018
+
+
+def test_output_records_the_physics_input_choices(periodic_heat_spec, tiny_model):
+    """The attributes say which physics input the network was fed."""
+    from phycrnet.solver import solve
+
+    heun = solve(periodic_heat_spec, iterations=2, threads=1, progress=False, model={**tiny_model, "physics_input": True})
+    assert heun.attrs["physics_input"] == 1 and heun.attrs["physics_predictor"] == "heun"
+    assert heun.attrs["implicit_diffusion"] == 1  # dt * rho = 12.6 on this periodic grid: stiff
+    plain = solve(periodic_heat_spec, iterations=2, threads=1, progress=False, model={**tiny_model, "physics_input": False})
+    assert plain.attrs["physics_predictor"] == "none" and plain.attrs["implicit_diffusion"] == 0

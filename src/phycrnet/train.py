@@ -391,7 +391,10 @@ class Trainer:
         return constrain if self.physics.hard else None
 
     def _rhs(self, parameters, record: list[torch.Tensor]):
-        """F(u_k) for the network's physics input; each value is kept in ``record``."""
+        """The network's physics input at step k: F(u_k), or Heun's average of F at u_k and
+        at the end of the explicit step (``physics_predictor``), each direction filtered by
+        the implicit diffusion where it applies. F(u_k) itself is kept in ``record`` (the
+        residual reuses it)."""
 
         def direction(value: torch.Tensor) -> torch.Tensor:
             return value if self.input_filter is None else self.input_filter(value)

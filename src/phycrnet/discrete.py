@@ -48,11 +48,11 @@ def discrete_solution(
     u = physics.enforce(u.unsqueeze(0), torch.zeros(1, dtype=torch.float64), parameters)[0]
     history = [u]
     n_steps = problem.n_steps * substeps
+    past = {"bdf2": 2, "adams_moulton": 3}.get(options.time_scheme, 1)  # frames a step looks back on
     while len(history) <= n_steps:
         k = len(history) - 1
         # Adams-Moulton's first three steps are coupled (the first two use F up to frame 3).
         joint = 3 if options.time_scheme == "adams_moulton" and k == 0 and n_steps >= 3 else 1
-        past = {"bdf2": 2, "adams_moulton": 3}.get(options.time_scheme, 1)
         window = history[-past:]
         times = dt * torch.arange(k + 1 - len(window), k + 1 + joint, dtype=torch.float64)
         history.extend(_solve_step(physics, window, times, parameters, max_iterations, tolerance, joint))

@@ -624,11 +624,37 @@ def test_automatic_physics_input_is_off_where_the_grid_does_not_resolve_transpor
     assert forced.model.config.physics_input is True
 
 
-def test_automatic_physics_input_is_off_while_a_coefficient_is_learned(periodic_heat_spec, tiny_model):
-    learned = {**periodic_heat_spec, "parameters": {"k": {"init": 0.02, "learn": True}}}
-    assert make_trainer(periodic_heat_spec, tiny_model).model.config.physics_input is True
-    assert make_trainer(learned, tiny_model).model.config.physics_input is False
+@pytest.mark.parametrize("k", [0.002, 0.02])
+def test_automatic_physics_input_while_a_coefficient_is_learned_follows_the_stiffness(periodic_heat_spec, tiny_model, k):
+    """Learning k, F is fed only where one explicit step per frame would be unstable."""
+    known = {**periodic_heat_spec, "parameters": {"k": k}}
+    learned = {**periodic_heat_spec, "parameters": {"k": {"init": k, "learn": True}}}
+    assert make_trainer(known, tiny_model).model.config.physics_input is True
+    trainer = make_trainer(learned, tiny_model)
+    stiff = trainer.step_stiffness(1) > 2.0
+    assert stiff is (k == 0.02)  # the two cases lie on either side of the limit
+    assert trainer.model.config.physics_input is stiff
     assert make_trainer(learned, {**tiny_model, "physics_input": True}).model.config.physics_input is True
+    assert make_trainer(learned, {**tiny_model, "physics_input": False}).model.config.physics_input is False
+
+
+def test_a_learned_coefficient_reaches_the_loss_through_the_residual_not_the_physics_input(periodic_heat_spec, tiny_model):
+    """With F fed to the network while k is learned, k enters the input as a constant: the
+    frames carry no gradient to k, and the loss's gradient to k is the residual's, evaluated
+    afresh (the rollout's F, computed with a detached k, is not reused)."""
+    learned = {**periodic_heat_spec, "parameters": {"k": {"init": 0.02, "learn": True}}}
+    trainer = make_trainer(learned, {**tiny_model, "physics_input": True})
+    raw = list(trainer.coefficients.parameters())
+    frames = trainer.rollout()
+    assert trainer._known_rhs is None
+    (to_k,) = torch.autograd.grad(frames.square().sum(), raw, retain_graph=True, allow_unused=True)
+    assert to_k is None or float(to_k.abs().max()) == 0.0
+    loss = sum(trainer.losses(frames, trainer.n_network_steps).values())
+    fresh = sum(trainer.physics.losses(frames, trainer.t_network, trainer.coefficients.values()).values())
+    (g_loss,) = torch.autograd.grad(loss, raw, retain_graph=True)
+    (g_fresh,) = torch.autograd.grad(fresh, raw)
+    assert float(g_loss.abs().max()) > 0.0
+    assert torch.allclose(g_loss, g_fresh, rtol=1e-5)
 
 
 def test_a_stalled_lbfgs_step_clears_the_curvature_history(periodic_heat_spec, tiny_model):

@@ -302,14 +302,25 @@ class Trainer:
         120 s, so the limit between 4.3 and 6.3 rests on that one 300 s comparison. Off as
         well when even ``MAX_AUTO_SUBSTEPS`` sub-steps leave dt * rho above
         ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as soon as training gives F any
-        weight), unless implicit diffusion brings the step the network sees below it. Off
-        while a coefficient is learned: F then
-        moves with the coefficient, and the one such run with F (Burgers on 65 nodes, nu
-        learned from 0.01, where the Peclet number at the initial nu is 1.6) diverged at its
-        first iteration; the identification figures in RESULTS.md are without F. On
-        otherwise (Allen-Cahn 5.4e-4 -> 2.9e-4 at 120 s, heat 0.18 -> 9.2e-3).
+        weight), unless implicit diffusion brings the step the network sees below it.
+
+        While a coefficient is learned (it enters F as a constant, see :meth:`rollout`), F
+        is on only where one explicit step per frame would be unstable (``dt * rho`` above
+        ``STIFF_STEP``): there the network cannot learn the stiff step on its own, and F is
+        what makes it solve the problem at all (physics only: heat 0.18 without F, 9.2e-3
+        with; burgers_phycrnet 0.59 / 8.3e-3). Where the step is not stiff, the network
+        solves the problem without F, and F slowed identification down. Ad hoc, 5 % of the
+        points with 5 % noise, one thread: burgers_phycrnet on 32² (``dt * rho`` 4.4), nu
+        within 0.58 %, 0.74 % and 1.1 % with F (seeds 0, 1, 2; 600 s) against 0.46 %,
+        2.4 % and 6.2 % without (3000 iterations, 750 - 800 s); Allen-Cahn (0.6), eps
+        within 2.7 % and 5.3 % with F (seeds 0, 1; 1000 iterations and 120 s) against
+        0.49 % and 2.1 % without. On otherwise (Allen-Cahn 5.4e-4 -> 2.9e-4 at 120 s,
+        heat 0.18 -> 9.2e-3).
         """
-        if self.peclet > PECLET_LIMIT or any(p.learn for p in self.problem.parameters.values()):
+        if self.peclet > PECLET_LIMIT:
+            return False
+        learned = any(p.learn for p in self.problem.parameters.values())
+        if learned and self.step_stiffness(1) <= STIFF_STEP:
             return False
         return self.step_stiffness(MAX_AUTO_SUBSTEPS) <= PHYSICS_INPUT_LIMIT
 
@@ -420,11 +431,18 @@ class Trainer:
         parameters = parameters if parameters is not None else self.coefficients.values()
         u0 = self.physics.enforce(self.u0, self.t_network[:1], parameters)
         record: list[torch.Tensor] = []
-        rhs = self._rhs(parameters, record) if self.model.config.physics_input else None
+        # The physics input is a predictor, not part of the physics: a learned coefficient
+        # enters it as a constant, so the coefficient is identified by the residual and the
+        # data alone (not by how well an explicit step with it predicts).
+        learned = bool(self.coefficients.raw)
+        input_parameters = {n: v.detach() if torch.is_tensor(v) else v for n, v in parameters.items()} if learned else parameters
+        rhs = self._rhs(input_parameters, record) if self.model.config.physics_input else None
         frames, _ = self.model(u0, n_steps, self.dt_network, constrain=self._constrain(parameters), rhs=rhs)
         frames = frames[:, 0]
-        # The residual reuses F of the frames the network already saw (same parameters).
-        self._known_rhs = (frames, torch.cat(record)) if record and parameters_given is None else None
+        # The residual reuses F of the frames the network already saw (same parameters,
+        # and only where F there still carries the coefficients' gradient).
+        reusable = record and parameters_given is None and not learned
+        self._known_rhs = (frames, torch.cat(record)) if reusable else None
         return frames
 
     def losses(self, frames: torch.Tensor, n_steps: int) -> dict[str, torch.Tensor]:

@@ -226,6 +226,10 @@ def write_report(command: str, note: str = "", results_file: Path | None = None)
                 r = results[key]
                 met = "met" if r["identified_error"]["nu"] <= 0.05 else "**missed**"
                 lines.append(f"\nTarget: nu within 5 % from 5 % / 5 % observations, {r['case']} (run `{key}`): {r['identified_error']['nu']:.2%} ({met}).")
+        resolved = [results[k]["identified_error"]["nu"] for k in burgers_keys if k.startswith(RESOLVED_BURGERS_KEY)]
+        if len(resolved) > 1:
+            within = sum(e <= 0.05 for e in resolved)
+            lines.append(f"\nEvery burgers_phycrnet run in this table: nu within 5 % in {within} of {len(resolved)} (worst {max(resolved):.2%}).")
     if "burgers_physics_only" in results and "burgers_data_f0.05_n0.05" in results:
         a, b = results["burgers_physics_only"], results["burgers_data_f0.05_n0.05"]
         lines += [

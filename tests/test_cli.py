@@ -295,6 +295,7 @@ def test_yaml_syntax_error(capsys, tmp_path):
         (["--derivatives", "fd6"], "derivatives"),
         (["--schedule", "linear"], "schedule"),
         (["--lbfgs-fraction", "1.5"], "lbfgs_fraction"),
+        (["--refine", "0"], "refine"),
         (["--extrapolate", "0.1"], "extrapolate"),
         (["--device", "tpu"], "device"),
         (["--resume"], "checkpoint"),

@@ -423,3 +423,44 @@ def test_output_records_the_physics_input_choices(periodic_heat_spec, tiny_model
     assert heun.attrs["implicit_diffusion"] == 1  # dt * rho = 12.6 on this periodic grid: stiff
     plain = solve(periodic_heat_spec, iterations=2, threads=1, progress=False, model={**tiny_model, "physics_input": False})
     assert plain.attrs["physics_predictor"] == "none" and plain.attrs["implicit_diffusion"] == 0
+
+
+# --------------------------------------------------------------------------- refined grid
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_refined_problem_keeps_every_node_of_the_spec(periodic_heat_spec, mixed_bc_spec, factor):
+    from phycrnet.solver import refined
+
+    for spec in (periodic_heat_spec, mixed_bc_spec):
+        coarse = load_spec(spec)
+        fine = refined(coarse, factor)
+        for a, b in ((coarse.grid.x, fine.grid.x), (coarse.grid.y, fine.grid.y)):
+            assert b.n == (a.n * factor if a.periodic else (a.n - 1) * factor + 1)
+            assert np.allclose(b.points[::factor], a.points, atol=1e-12)
+        assert np.allclose(fine.initial_values()[:, ::factor, ::factor], coarse.initial_values(), atol=1e-12)
+    assert refined(coarse, 1) is coarse
+
+
+def test_refine_trains_on_the_finer_grid_and_returns_the_spec_nodes(tmp_path, mixed_bc_spec, tiny_model, exact_solutions):
+    obs = tmp_path / "obs.csv"
+    obs.write_text("t,x,y,u\n0.1,0.3,0.4,0.45\n0.2,0.7,0.2,0.73\n")
+    ds = solve(mixed_bc_spec, out=tmp_path / "r.nc", iterations=3, refine=2, boundary="hard", model=tiny_model, threads=1, data=obs)
+    coarse = load_spec(mixed_bc_spec)
+    assert ds["u"].shape == (coarse.n_steps + 1, coarse.grid.y.n, coarse.grid.x.n)
+    assert np.allclose(ds.x.values, coarse.grid.x.points) and np.allclose(ds.y.values, coarse.grid.y.points)
+    assert ds.attrs["refine"] == 2 and json.loads(ds.attrs["training"])["refine"] == 2
+    exact = exact_solutions[1](ds.x.values, ds.y.values, ds.t.values)
+    assert np.allclose(ds["u"].values[0], exact[0], atol=1e-6)
+    # The Dirichlet side is imposed on the fine grid, so exactly at the spec's nodes too.
+    assert np.allclose(ds["u"].values[:, :, 0], exact[:, :, 0], atol=1e-5)
+    assert set(json.loads(ds.attrs["data_misfit_rms"])) == {"u"}
+
+
+def test_refine_needs_expression_initial_values(tmp_path, periodic_heat_spec, tiny_model):
+    np.save(tmp_path / "u0.npy", load_spec(periodic_heat_spec).initial_values()[0])
+    spec = dict(periodic_heat_spec, initial={"u": {"file": str(tmp_path / "u0.npy")}})
+    with pytest.raises(OptionsError, match="refine 2: initial.u"):
+        solve(spec, iterations=1, refine=2, model=tiny_model)
+    with pytest.raises(OptionsError, match="refine"):
+        solve(periodic_heat_spec, iterations=1, refine=0, model=tiny_model)

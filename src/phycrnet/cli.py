@@ -125,6 +125,9 @@ def solve(
     time_scheme: Optional[str] = typer.Option(None, help="crank_nicolson, bdf2, central, backward_euler or adams_moulton (fourth order)."),
     schedule: Optional[str] = typer.Option(None, help="step, cosine, exponential or constant."),
     lbfgs_fraction: Optional[float] = typer.Option(None, help="Share of the budget for an L-BFGS finish."),
+    refine: Optional[int] = typer.Option(
+        None, help="Solve on a grid this many times finer per axis; the output keeps the spec's nodes (default 1)."
+    ),
     data: Optional[Path] = typer.Option(None, "--data", help="Observations CSV (t,x,y,<field>...) to fit alongside the physics."),
     data_weight: Optional[float] = typer.Option(None, help="Weight of the data misfit terms (default 1)."),
     drop_outside_time: bool = typer.Option(
@@ -155,6 +158,7 @@ def solve(
         time_scheme=time_scheme,
         schedule=schedule,
         lbfgs_fraction=lbfgs_fraction,
+        refine=refine,
         data=data,
         data_weight=data_weight,
         drop_outside_time=drop_outside_time,

@@ -38,6 +38,10 @@ class TrainingConfig(BaseModel):
     time_scheme: Literal["crank_nicolson", "bdf2", "central", "backward_euler", "adams_moulton"] = "crank_nicolson"
     bc_accuracy: int | None = Field(None, ge=1, le=4)
     substeps: int = Field(0, ge=0)  # 0: automatic (Trainer.automatic_substeps)
+    # The network solves on a grid this many times finer per axis than the spec's (bounded
+    # axes: (n - 1) * refine + 1 nodes, periodic: n * refine points); the output holds the
+    # spec's nodes. For grids that do not resolve the solution (phycrnet.solver.refined).
+    refine: int = Field(1, ge=1, le=8)
     time_marching: int = Field(0, ge=0)
     causal: float = Field(0.0, ge=0)
     # 300 s, one thread, with the relative-loss L-BFGS (fc1a420): heat 3.3e-3 (0.5) -> 1.4e-3 (0.8),

@@ -87,9 +87,10 @@ def solve(
         raise OptionsError(f"--extrapolate: {extrapolate} must be later than t_end = {problem.t_end}")
     if not resume and log_path is not None and log_path.exists():
         log_path.unlink()
-    data_loss = _data_loss(data, problem, config, drop_outside_time)
+    solver_problem = refined(problem, config.refine)
+    data_loss = _data_loss(data, solver_problem, config, drop_outside_time)
     trainer = Trainer(
-        problem,
+        solver_problem,
         config,
         architecture,
         log_path=log_path,
@@ -108,13 +109,29 @@ def solve(
         frames = trainer.extrapolate(extra)
         times = problem.dt * np.arange(frames.shape[0])
         extrapolated = (np.arange(frames.shape[0]) > problem.n_steps).astype(np.int8)
+    solver_frames = frames
+    frames = frames[..., :: config.refine, :: config.refine]  # the spec's nodes
     dataset = _dataset(problem, config, trainer, result, frames, times)
     if data_loss is not None:
-        dataset.attrs.update(_data_summary(data_loss, frames, times))
+        dataset.attrs.update(_data_summary(data_loss, solver_frames, times))
     dataset = dataset.assign_coords(extrapolated=("t", extrapolated))
     if out_path is not None:
         write_solution(dataset, out_path)
     return dataset
+
+
+def refined(problem: Problem, factor: int) -> Problem:
+    """``problem`` on a grid ``factor`` times finer per axis, whose every ``factor``-th node
+    is a node of the original grid: a bounded axis of n nodes gets (n - 1) * factor + 1, a
+    periodic axis of n points n * factor. Initial values must be expressions (a file or a
+    random field is defined on the original grid only)."""
+    if factor == 1:
+        return problem
+    for name, raw in problem.model.initial.items():
+        if not isinstance(raw, (int, float, str)):
+            raise OptionsError(f"refine {factor}: initial.{name} is not an expression (a file or random field lives on the spec's grid); use refine 1")
+    nodes = [axis.n * factor if axis.periodic else (axis.n - 1) * factor + 1 for axis in (problem.grid.x, problem.grid.y)]
+    return problem.with_changes(grid={"nx": nodes[0], "ny": nodes[1]})
 
 
 def _data_loss(data: Any, problem: Problem, config, drop_outside_time: bool):
@@ -172,6 +189,7 @@ def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult,
         "physics_predictor": trainer.model.config.physics_predictor if trainer.model.config.physics_input else "none",
         "implicit_diffusion": int(trainer.implicit_diffusion),
         "device": str(trainer.device),
+        "refine": config.refine,
         "recoveries": trainer.recoveries,
         "lbfgs_stalls": trainer.lbfgs_stalls,
     }

@@ -8,6 +8,7 @@ and ``--budget`` seconds of training (or ``--iterations N``, the paper's budget 
     python benchmarks/bench_catalog.py [--budget 300] [--cases NAME ...] [--threads N]
     python benchmarks/bench_catalog.py --iterations 20000 --device cuda --cases allen_cahn_flux
     python benchmarks/bench_catalog.py --cases heat_flux --seeds 0 1 2 3   # run-to-run spread
+    python benchmarks/bench_catalog.py --cases burgers_mixed --options '{"refine": 2}' --label refine2
 
 With ``--seeds`` every case runs once per seed (section ``catalog_<budget>s_seeds``), and a
 summary gives, per case, the median and worst error and how many seeds met the soft-BC target.
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--options", default="{}", help="JSON training overrides")
+    parser.add_argument("--label", default="", help="suffix of the results file and section (for runs with --options)")
     parser.add_argument("--seeds", type=int, nargs="*", default=None, help="run every case once per seed (spread table)")
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from the cached results")
     parser.add_argument("--note", default="", help="text stating how the runs were made (load, threads)")
@@ -91,6 +93,8 @@ def main() -> None:
     label = f"{args.iterations}it" if args.iterations is not None else f"{int(args.budget)}s"
     if args.seeds is not None:
         label += "_seeds"
+    if args.label:
+        label += f"_{args.label}"
     results_path = CACHE / f"catalog_{label}.json"
     CACHE.mkdir(exist_ok=True)
     options = json.loads(args.options)
@@ -98,7 +102,7 @@ def main() -> None:
         options["device"] = args.device
     runs = [(name, None) for name in names] if args.seeds is None else [(name, seed) for name in names for seed in args.seeds]
     for name, seed in [] if args.table_only else runs:
-        tag = "" if args.iterations is None else f"_{label}"
+        tag = "" if args.iterations is None and not args.label else f"_{label}"
         run_options = options if seed is None else {**options, "seed": seed}
         if seed is not None:
             tag += f"_seed{seed}"
@@ -134,11 +138,12 @@ def main() -> None:
         arguments = arguments[:index] + arguments[index + 2 :]
     command = "python benchmarks/bench_catalog.py " + " ".join(arguments)
     budget_text = f"{args.iterations} iterations" if args.iterations is not None else f"{args.budget:g} s"
+    settings = "default settings" if not options else f"settings `{json.dumps(options)}`"
     if args.iterations is not None and args.budget is not None:
         budget_text += f" (capped at {args.budget:g} s)"
     write_section(
         f"catalog_{label}",
-        (f"## Run-to-run spread, {budget_text} of training, default settings, one run per seed\n\n" if args.seeds is not None else f"## Every catalog case, {budget_text} of training, default settings\n\n")
+        (f"## Run-to-run spread, {budget_text} of training, {settings}, one run per seed\n\n" if args.seeds is not None else f"## Every catalog case, {budget_text} of training, {settings}\n\n")
         + stamp(command)
         + (f"\n{args.note}\n" if args.note else "")
         + "\n"

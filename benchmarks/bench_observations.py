@@ -196,6 +196,11 @@ def write_report(command: str, note: str = "", results_file: Path | None = None)
         if target:
             met = "met" if target["identified_error"]["eps"] <= 0.02 else "**missed**"
             lines.append(f"\nTarget: eps within 2 % from 5 % of the points with 5 % noise: {target['identified_error']['eps']:.2%} ({met}).")
+            seeds = sorted(k for k in results if k.startswith("ac_f0.05_n0.05_seed"))
+            if seeds:
+                runs = ", ".join(f"{k.rsplit('_', 1)[-1]} {results[k]['identified_error']['eps']:.2%} (solution {results[k]['rel_l2']:.1e})" for k in seeds)
+                within = sum(results[k]["identified_error"]["eps"] <= 0.02 for k in seeds)
+                lines.append(f"\nOther seeds of this run (observations and network): {runs}; {within} of {len(seeds)} within 2 %.")
         figure = _figure(results, table_keys, suffix)
         lines.append(f"\n![solution error and eps error versus sampling fraction](figures/{figure})\n")
     lines += _constant_weight_table(table_keys)

@@ -309,10 +309,11 @@ class Trainer:
         ``STIFF_STEP``): there the network cannot learn the stiff step on its own, and F is
         what makes it solve the problem at all (physics only: heat 0.18 without F, 9.2e-3
         with; burgers_phycrnet 0.59 / 8.3e-3). Where the step is not stiff, the network
-        solves the problem without F, and F slowed identification down. Ad hoc, 5 % of the
-        points with 5 % noise, one thread: burgers_phycrnet on 32² (``dt * rho`` 4.4), nu
-        within 0.58 %, 0.74 % and 1.1 % with F (seeds 0, 1, 2; 600 s) against 0.46 %,
-        2.4 % and 6.2 % without (3000 iterations, 750 - 800 s); Allen-Cahn (0.6), eps
+        solves the problem without F, and F slowed identification down. From 5 % of the
+        points with 5 % noise, one thread (RESULTS.md, Observations): burgers_phycrnet on
+        32² (``dt * rho`` 4.0 at the initial nu), nu within 0.56 %, 0.72 % and 0.92 % with
+        F (seeds 0, 1, 2; 500 iterations, 600 s) against 0.46 %, 2.4 % and 6.2 % without
+        (3000 iterations, 750 - 800 s); Allen-Cahn (2.0 at the initial eps, ad hoc), eps
         within 2.7 % and 5.3 % with F (seeds 0, 1; 1000 iterations and 120 s) against
         0.49 % and 2.1 % without. On otherwise (Allen-Cahn 5.4e-4 -> 2.9e-4 at 120 s,
         heat 0.18 -> 9.2e-3).

@@ -364,3 +364,13 @@ def test_script_shows_a_traceback_with_debug(tmp_path):
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr
     assert "SpecError" in debug.stderr
+
+
+def test_solve_prints_advice_as_one_warning_line(capsys, tmp_path, periodic_heat_spec, tiny_model):
+    advected = {**periodic_heat_spec, "equations": {"u": "0.01*laplace(u) - d_dx(u**2/2)"}}
+    spec = write_spec(tmp_path, advected, tiny_model)
+    code, _, err = run_cli(capsys, "solve", spec, "--out", tmp_path / "a.nc", "--iterations", "1", "--quiet")
+    assert code == 0, err
+    advice = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(advice) == 1 and "--refine 2" in advice[0], err
+    assert "Traceback" not in err and "PhycrnetWarning" not in err

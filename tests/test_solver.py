@@ -464,3 +464,23 @@ def test_refine_needs_expression_initial_values(tmp_path, periodic_heat_spec, ti
         solve(spec, iterations=1, refine=2, model=tiny_model)
     with pytest.raises(OptionsError, match="refine"):
         solve(periodic_heat_spec, iterations=1, refine=0, model=tiny_model)
+
+
+@pytest.mark.parametrize("nu, refine, advice", [(0.01, 1, "refine 2"), (0.004, 1, "refine 4"), (0.01, 2, None), (0.05, 1, None), (0.0, 1, None)])
+def test_an_unresolved_transport_gets_advice_to_refine(periodic_heat_spec, tiny_model, nu, refine, advice):
+    """Cell Peclet number |a| h / D with a = 1, h = 1/16: 6.25 at nu = 0.01 (refine 2 brings
+    it to 3.1), 15.6 at 0.004 (refine 4), 1.25 at 0.05; without diffusion no refinement
+    resolves it, so no advice."""
+    import warnings
+
+    from phycrnet.errors import PhycrnetWarning
+
+    advected = {**periodic_heat_spec, "equations": {"u": f"{nu}*laplace(u) - d_dx(u**2/2)"}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        solve(advected, iterations=1, refine=refine, model=tiny_model, threads=1)
+    advised = [str(w.message) for w in caught if issubclass(w.category, PhycrnetWarning)]
+    if advice is None:
+        assert advised == []
+    else:
+        assert len(advised) == 1 and advice in advised[0] and "Peclet" in advised[0]

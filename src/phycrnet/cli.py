@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +20,7 @@ try:  # typer >= 0.20 bundles its own click
 except ImportError:  # pragma: no cover - older typer with click installed
     from click import exceptions as click_exceptions
 
-from phycrnet.errors import OptionsError, PhycrnetError
+from phycrnet.errors import OptionsError, PhycrnetError, PhycrnetWarning
 
 app = typer.Typer(
     add_completion=False,
@@ -296,11 +297,21 @@ def plot(
         _say(f"wrote {path}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """phycrnet's own warnings as one ``warning:`` line; others as Python shows them."""
+    if issubclass(category, PhycrnetWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one-line messages."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            app(args=argv, standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as exc:
         typer.echo(exc.format_message())
         return 0

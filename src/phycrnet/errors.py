@@ -36,3 +36,7 @@ class DivergenceError(PhycrnetError):
     """Training diverged (NaN or exploding loss); no result is written (exit code 3)."""
 
     exit_code = 3
+
+
+class PhycrnetWarning(UserWarning):
+    """Advice on a run that goes ahead (the command line prints it as ``warning: ...``)."""

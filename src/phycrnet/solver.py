@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ import numpy as np
 import xarray as xr
 
 from phycrnet.config import model_config, training_config
-from phycrnet.errors import OptionsError
+from phycrnet.errors import OptionsError, PhycrnetWarning
 from phycrnet.io import trained_solution, write_solution
 from phycrnet.spec import Problem, load_spec
-from phycrnet.train import Trainer, TrainingResult
+from phycrnet.train import PECLET_LIMIT, Trainer, TrainingResult
 
 
 def run_paths(out: Path | None, log: Path | None = None, checkpoint: Path | None = None) -> tuple[Path | None, Path | None]:
@@ -100,6 +101,7 @@ def solve(
     )
     if data_loss is not None:
         data_loss.progress = trainer.progress_fraction
+    _advise_refinement(trainer.peclet, config.refine)
     if resume:
         trainer.load_checkpoint(checkpoint_path)
     result = trainer.train()
@@ -132,6 +134,21 @@ def refined(problem: Problem, factor: int) -> Problem:
             raise OptionsError(f"refine {factor}: initial.{name} is not an expression (a file or random field lives on the spec's grid); use refine 1")
     nodes = [axis.n * factor if axis.periodic else (axis.n - 1) * factor + 1 for axis in (problem.grid.x, problem.grid.y)]
     return problem.with_changes(grid={"nx": nodes[0], "ny": nodes[1]})
+
+
+def _advise_refinement(peclet: float | None, refine: int) -> None:
+    """Warn where the training grid does not resolve the transport (cell Peclet number
+    above ``PECLET_LIMIT``, measured by ``physics_input: auto``) but a finer grid would:
+    burgers_mixed at 300 s, 0.122 on its 33² nodes, 3.2e-2 with ``refine: 2``."""
+    if peclet is None or not math.isfinite(peclet) or peclet <= PECLET_LIMIT:
+        return
+    factor = refine * math.ceil(peclet / PECLET_LIMIT)
+    warnings.warn(
+        f"cell Peclet number {peclet:.1f} > {PECLET_LIMIT:g}: the grid does not resolve the transport; "
+        f"refine {factor} (--refine {factor}) trains on a finer grid",
+        PhycrnetWarning,
+        stacklevel=3,
+    )
 
 
 def _data_loss(data: Any, problem: Problem, config, drop_outside_time: bool):

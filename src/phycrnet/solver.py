@@ -65,7 +65,8 @@ def solve(
             are marked by the ``extrapolated`` coordinate.
         progress: show a progress bar.
         log, checkpoint: override the default paths.
-        extra_losses: ``f(frames, t, parameters) -> {name: loss}`` added to the physics terms.
+        extra_losses: ``f(frames, t, parameters) -> {name: loss}`` added to the physics terms
+            (``frames`` on the training grid, which ``refine`` makes finer than the spec's).
         data: observations (CSV path, DataFrame or :class:`~phycrnet.observations.Observations`);
             their misfit joins the loss as ``data_<field>`` terms, scaled by the training
             option ``data_weight``.

@@ -550,7 +550,7 @@ def test_spectral_radius_estimate_matches_the_discrete_laplacian():
 def test_automatic_substeps_and_physics_input_follow_the_stiffness(periodic_heat_spec, tiny_model):
     """Sub-steps grow with dt * rho (here through the diffusivity) up to the cap; far beyond
     it the physics input is switched off (and one step per frame kept); given values win."""
-    from phycrnet.train import MAX_AUTO_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
+    from phycrnet.train import MAX_AUTO_SUBSTEPS, MAX_EXPLICIT_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
 
     explicit_only = {**tiny_model, "implicit_diffusion": False}
 
@@ -561,10 +561,15 @@ def test_automatic_substeps_and_physics_input_follow_the_stiffness(periodic_heat
     assert mild.stiffness < stiff.stiffness < extreme.stiffness
     assert mild.substeps == 1 and mild.model.config.physics_input is True
     assert stiff.stiffness / MAX_AUTO_SUBSTEPS <= PHYSICS_INPUT_LIMIT < extreme.stiffness / MAX_AUTO_SUBSTEPS
-    assert stiff.substeps == min(MAX_AUTO_SUBSTEPS, math.ceil(stiff.stiffness / STIFF_STEP)) > 1
+    assert stiff.substeps == min(MAX_EXPLICIT_SUBSTEPS, math.ceil(stiff.stiffness / STIFF_STEP)) > 1
+    # Beyond MAX_AUTO_SUBSTEPS explicit sub-steps are still added while they keep the step stable.
+    stiffer = trainer_for(0.05 * 1.5 * MAX_AUTO_SUBSTEPS * STIFF_STEP / stiff.stiffness)
+    assert stiffer.model.config.physics_input is True
+    assert MAX_AUTO_SUBSTEPS < stiffer.substeps == math.ceil(stiffer.stiffness / STIFF_STEP) <= MAX_EXPLICIT_SUBSTEPS
+    assert stiffer.step_stiffness(stiffer.substeps) <= STIFF_STEP * (1 + 1e-9) and stiffer.explicit_step_gain() == 1.0
     assert extreme.model.config.physics_input is False and extreme.substeps == 1
     forced = make_trainer({**periodic_heat_spec, "equations": {"u": "10.0*laplace(u)"}}, {**explicit_only, "physics_input": True})
-    assert forced.model.config.physics_input is True and forced.substeps == MAX_AUTO_SUBSTEPS
+    assert forced.model.config.physics_input is True and forced.substeps == MAX_EXPLICIT_SUBSTEPS
     assert trainer_for(0.05, substeps=2).substeps == 2
     assert make_trainer(periodic_heat_spec, {**tiny_model, "physics_input": False}).substeps == 1
 

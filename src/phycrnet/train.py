@@ -51,6 +51,11 @@ CHECKPOINT_VERSION = 1
 #: chosen automatically.
 STIFF_STEP = 2.0
 MAX_AUTO_SUBSTEPS = 4
+#: The most sub-steps chosen automatically for an explicit (not IMEX) physics input: up to
+#: this many are taken to keep the explicit step within its stability limit, where fewer
+#: would leave it damped (see :meth:`Trainer.automatic_substeps`). The physics-input and
+#: implicit-diffusion decisions still count ``MAX_AUTO_SUBSTEPS``.
+MAX_EXPLICIT_SUBSTEPS = 8
 #: ``physics_input: auto`` feeds F to the network only while the sub-stepped dt * rho (of
 #: the step the network sees, see :meth:`Trainer.step_stiffness`) stays at or below this:
 #: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per sub-step;
@@ -333,11 +338,14 @@ class Trainer:
         trains well within that step's stability limit (dt * rho = 2 on the negative real
         axis) and worse beyond it. So: the fewest sub-steps that bring the step's dt * rho
         (:meth:`step_stiffness`) to ``STIFF_STEP`` (that limit) or below, at most
-        ``MAX_AUTO_SUBSTEPS`` (each one costs a full network step). One without
+        ``MAX_EXPLICIT_SUBSTEPS`` (each one costs a full network step; beyond it the
+        explicit step's gain is damped, see :meth:`explicit_step_gain`). One without
         ``physics_input``. Measured ad hoc at 300 s, one thread, two runs side by side:
-        heat (dt * rho = 9.1) 1.1e-2 with three sub-steps and 3.6e-3 with four;
-        diffusion-reaction (3.7) 4.5e-3 with one or two; burgers_phycrnet (8.0) 8.3e-3 with
-        three and 9.7e-3 with four.
+        heat (dt * rho = 9.1) 1.1e-2 with three sub-steps, 3.6e-3 with four (stop 12;
+        1.7e-3 at stop 14) and 7.3e-4 with five; diffusion-reaction (3.7) 4.5e-3 with one
+        or two; burgers_phycrnet (8.0) 8.3e-3 with three and 9.7e-3 with four; trained on
+        65² (``refine: 2``), burgers_mixed (16.2) 3.2e-2 with four (damped), 1.8e-2 with six
+        and 1.6e-2 with eight, burgers_flux (21.7) 5.5e-2 with four, 1.0e-2 with eight.
         """
         if not physics_input:
             return 1
@@ -346,8 +354,8 @@ class Trainer:
             # is only first order: sub-steps buy accuracy (ad hoc, 120 s, one thread:
             # FitzHugh-Nagumo 2.0e-2 with one, 6.1e-3 with four; Gray-Scott 0.37 / 0.16).
             return MAX_AUTO_SUBSTEPS
-        stable = (s for s in range(1, MAX_AUTO_SUBSTEPS + 1) if self.step_stiffness(s) <= STIFF_STEP * (1 + 1e-9))
-        return next(stable, MAX_AUTO_SUBSTEPS)
+        stable = (s for s in range(1, MAX_EXPLICIT_SUBSTEPS + 1) if self.step_stiffness(s) <= STIFF_STEP * (1 + 1e-9))
+        return next(stable, MAX_EXPLICIT_SUBSTEPS)
 
     def explicit_step_gain(self) -> float:
         """The gain on F for ``physics_init: explicit``: 1, or less where a full explicit

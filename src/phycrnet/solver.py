@@ -140,7 +140,8 @@ def refined(problem: Problem, factor: int) -> Problem:
 def _advise_refinement(peclet: float | None, refine: int) -> None:
     """Warn where the training grid does not resolve the transport (cell Peclet number
     above ``PECLET_LIMIT``, measured by ``physics_input: auto``) but a finer grid would:
-    burgers_mixed at 300 s, 0.122 on its 33² nodes, 3.2e-2 with ``refine: 2``."""
+    at 300 s, burgers_mixed 0.122 on its 33² nodes and 1.6e-2 with ``refine: 2``,
+    burgers_periodic 3.2e-2 and 2.2e-3 (RESULTS.md, ``catalog_300s_refine2``)."""
     if peclet is None or not math.isfinite(peclet) or peclet <= PECLET_LIMIT:
         return
     factor = refine * math.ceil(peclet / PECLET_LIMIT)

@@ -643,6 +643,17 @@ def test_automatic_physics_input_while_a_coefficient_is_learned_follows_the_stif
     assert make_trainer(learned, {**tiny_model, "physics_input": False}).model.config.physics_input is False
 
 
+def test_a_stiff_periodic_problem_keeps_its_physics_input_while_a_coefficient_is_learned(periodic_heat_spec, tiny_model):
+    """The rule for learned coefficients looks at the explicit step: far beyond its limit
+    (dt * rho = 500 here) F stays on, with implicit diffusion, even though the IMEX step the
+    network then sees is stable."""
+    learned = {**periodic_heat_spec, "parameters": {"k": {"init": 5.0, "learn": True}}}
+    trainer = make_trainer(learned, tiny_model)
+    assert trainer.stiffness > 2.0 and trainer.implicit_diffusion
+    assert trainer.step_stiffness(1) <= 2.0  # the IMEX step: the old rule switched F off on it
+    assert trainer.model.config.physics_input is True
+
+
 def test_a_learned_coefficient_reaches_the_loss_through_the_residual_not_the_physics_input(periodic_heat_spec, tiny_model):
     """With F fed to the network while k is learned, k enters the input as a constant: the
     frames carry no gradient to k, and the loss's gradient to k is the residual's, evaluated

@@ -310,8 +310,9 @@ class Trainer:
         weight), unless implicit diffusion brings the step the network sees below it.
 
         While a coefficient is learned (it enters F as a constant, see :meth:`rollout`), F
-        is on only where one explicit step per frame would be unstable (``dt * rho`` above
-        ``STIFF_STEP``): there the network cannot learn the stiff step on its own, and F is
+        is on only where one explicit step per frame would be unstable (``dt * rho`` of the
+        explicit step above ``STIFF_STEP``, also where implicit diffusion would then make
+        the network's own step stable): there the network cannot learn the stiff step on its own, and F is
         what makes it solve the problem at all (physics only: heat 0.18 without F, 9.2e-3
         with; burgers_phycrnet 0.59 / 8.3e-3). Where the step is not stiff, the network
         solves the problem without F, and F slowed identification down. From 5 % of the
@@ -326,7 +327,7 @@ class Trainer:
         if self.peclet > PECLET_LIMIT:
             return False
         learned = any(p.learn for p in self.problem.parameters.values())
-        if learned and self.step_stiffness(1) <= STIFF_STEP:
+        if learned and self.stiffness <= STIFF_STEP:  # the explicit step's, whatever the network gets
             return False
         return self.step_stiffness(MAX_AUTO_SUBSTEPS) <= PHYSICS_INPUT_LIMIT
 

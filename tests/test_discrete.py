@@ -58,3 +58,39 @@ def test_adams_moulton_converges_at_fourth_order(periodic_heat_spec):
 def test_central_scheme_is_refused(periodic_heat_spec):
     with pytest.raises(OptionsError, match="central"):
         discrete_solution(load_spec(periodic_heat_spec), PhysicsOptions(time_scheme="central"))
+
+
+def test_sparse_and_dense_jacobians_give_the_same_solution():
+    """A nonlinear two-field problem with Dirichlet, Neumann and Robin sides (Burgers-like,
+    fourth-order stencils with ghost-node closures): the sparse Newton step (probed
+    Jacobian, chord iterations) reaches the dense one's solution."""
+    spec = {
+        "name": "tiny_burgers",
+        "parameters": {"nu": 0.05},
+        "domain": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
+        "grid": {"nx": 14, "ny": 13},
+        "time": {"t_end": 0.1, "dt": 0.05},
+        "equations": {"u": "-u*d_dx(u) - v*d_dy(u) + nu*laplace(u)", "v": "-u*d_dx(v) - v*d_dy(v) + nu*laplace(v)"},
+        "initial": {"u": "sin(pi*x)*cos(pi*y)", "v": "0.5*cos(pi*x)*y"},
+        "boundary": {
+            "u": {"left": {"type": "dirichlet", "value": 0}, "right": {"type": "dirichlet", "value": 0},
+                  "bottom": {"type": "neumann", "value": 0}, "top": {"type": "robin", "a": 1.0, "b": 0.5, "value": "-0.5*pi*sin(pi*x)"}},
+            "v": {"left": {"type": "neumann", "value": 0}, "right": {"type": "robin", "a": 1.0, "b": 2.0, "value": "-0.5*y"},
+                  "bottom": {"type": "dirichlet", "value": 0}, "top": {"type": "neumann", "value": "0.5*cos(pi*x)"}},
+        },
+    }
+    problem = load_spec(spec)
+    options = PhysicsOptions(derivatives="fd4", boundary="hard")
+    sparse = discrete_solution(problem, options, substeps=2, jacobian="sparse")
+    dense = discrete_solution(problem, options, substeps=2, jacobian="dense")
+    assert np.abs(sparse[-1] - sparse[0]).max() > 1e-2  # the solution moves
+    np.testing.assert_allclose(sparse, dense, atol=1e-10)
+
+
+def test_sparse_jacobian_needs_hard_boundaries_without_periodic_axes(periodic_heat_spec, mixed_bc_spec):
+    with pytest.raises(OptionsError, match="jacobian sparse"):
+        discrete_solution(load_spec(periodic_heat_spec), PhysicsOptions(derivatives="fd4", boundary="hard"), jacobian="sparse")
+    with pytest.raises(OptionsError, match="jacobian sparse"):
+        discrete_solution(load_spec(mixed_bc_spec), PhysicsOptions(boundary="soft"), jacobian="sparse")
+    with pytest.raises(OptionsError, match="jacobian"):
+        discrete_solution(load_spec(mixed_bc_spec), jacobian="banded")

@@ -499,8 +499,11 @@ def train_with_k_pulled_to_0_08(tmp_path, spec, model, **options):
 
 def test_coefficient_warmup_holds_in_the_lbfgs_phase_too_and_then_releases(tmp_path, periodic_heat_spec, tiny_model):
     """A warm-up longer than the Adam phase keeps the coefficient through the first L-BFGS
-    steps; once it is over, L-BFGS moves the coefficient as well."""
-    trainer, rows = train_with_k_pulled_to_0_08(tmp_path, periodic_heat_spec, tiny_model, coefficient_warmup=0.5, identification_share=1.0)
+    steps; once it is over, L-BFGS moves the coefficient as well. Without the physics input,
+    so that the network alone follows k (with it, this stiff heat problem's frames lean on
+    F's explicit step at the k it was given)."""
+    model = {**tiny_model, "physics_input": False}
+    trainer, rows = train_with_k_pulled_to_0_08(tmp_path, periodic_heat_spec, model, coefficient_warmup=0.5, identification_share=1.0)
     held = [k for iteration, k in rows if iteration < 0.5 * 120 - 20]  # an outer step is at most 20 evaluations
     assert len(held) > 2 and all(k == pytest.approx(0.05, rel=1e-7) for k in held)
     assert trainer.coefficients.learned()["k"] == pytest.approx(0.08, rel=1e-2)
@@ -783,13 +786,38 @@ def test_stiff_periodic_diffusion_gets_the_implicit_physics_input(periodic_heat_
 
 
 def test_implicit_diffusion_stays_off_where_explicit_sub_steps_suffice(periodic_heat_spec, mixed_bc_spec, tiny_model):
-    """``auto`` leaves mild periodic problems and non-periodic grids with the explicit
-    input; ``true`` forces it where it applies."""
+    """``auto`` keeps the explicit input on mild periodic problems and, on bounded grids,
+    while ``MAX_EXPLICIT_SUBSTEPS`` sub-steps leave the explicit gain above one half (here
+    dt * rho = 24: eight sub-steps, gain 0.6); ``true`` forces it where it applies."""
+    from phycrnet.train import MAX_EXPLICIT_SUBSTEPS
+
     mild = {**periodic_heat_spec, "parameters": {"k": 0.005}}  # dt * rho = 1.3
     assert not make_trainer(mild, tiny_model).implicit_diffusion
-    assert not make_trainer({**mixed_bc_spec, "parameters": {"k": 5.0}}, tiny_model).implicit_diffusion
+    moderate = make_trainer({**mixed_bc_spec, "parameters": {"k": 0.12}}, tiny_model)
+    assert 16.0 < moderate.stiffness < 32.0
+    assert not moderate.implicit_diffusion and moderate.substeps == MAX_EXPLICIT_SUBSTEPS
+    assert 0.5 < moderate.explicit_step_gain() < 1.0
     forced = make_trainer(mild, {**tiny_model, "implicit_diffusion": True})
     assert forced.implicit_diffusion and forced.input_filter is not None
+
+
+def test_stiff_diffusion_on_a_bounded_grid_gets_the_implicit_physics_input(mixed_bc_spec, tiny_model):
+    """Dirichlet, Neumann and Robin sides far beyond the explicit limit (dt * rho = 1e3):
+    the physics input stays on with diffusion implicit. The IMEX step's dt * rho falls to
+    about 2.4 (the residual's boundary closures differ from the filter's 3-point ones), so
+    the explicit gain is only slightly damped, and the untrained rollout stays bounded."""
+    stiff = {**mixed_bc_spec, "parameters": {"k": 5.0}}
+    trainer = make_trainer(stiff, {**tiny_model, "physics_init": "explicit"})
+    assert trainer.stiffness > 500
+    assert trainer.implicit_diffusion and trainer.model.config.physics_input is True
+    assert trainer.substeps == 4 and trainer.step_stiffness(trainer.substeps) < 2.5
+    assert trainer.explicit_step_gain() > 0.7
+    with torch.no_grad():
+        frames = trainer.rollout()[:, 0].double()
+    # u = x^2 + y^2 + 4 k t stays below 2 + 4 * 5 * 0.2 = 6 on the unit square until t = 0.2
+    assert torch.isfinite(frames).all() and float(frames.abs().max()) < 12.0
+    off = make_trainer(stiff, {**tiny_model, "implicit_diffusion": False})
+    assert not off.implicit_diffusion and off.model.config.physics_input is False
 
 
 def test_divergence_is_measured_against_the_standstill_loss_too(periodic_heat_spec, tiny_model):

@@ -484,3 +484,56 @@ def test_an_unresolved_transport_gets_advice_to_refine(periodic_heat_spec, tiny_
         assert advised == []
     else:
         assert len(advised) == 1 and advice in advised[0] and "Peclet" in advised[0]
+
+
+def advected_spec(periodic_heat_spec: dict, nu: float) -> dict:
+    """Burgers-like transport on the 16-point periodic grid: cell Peclet number 1/16/nu."""
+    return {**periodic_heat_spec, "equations": {"u": f"{nu}*laplace(u) - d_dx(u**2/2)"}}
+
+
+@pytest.mark.parametrize(
+    "nu, options, factor",
+    [
+        (0.01, {"time_budget": 5.0}, 2),  # Pe 6.25
+        (0.004, {"time_budget": 5.0}, 4),  # Pe 15.6
+        (0.001, {"time_budget": 5.0}, 4),  # Pe 62.5: capped
+        (0.05, {"time_budget": 5.0}, 1),  # Pe 1.25: resolved
+        (0.0, {"time_budget": 5.0}, 1),  # no diffusion: no grid resolves it
+        (0.01, {"iterations": 10}, 1),  # iteration-capped: the cost would multiply
+        (0.01, {"iterations": 10, "time_budget": 5.0}, 1),
+        (0.01, {}, 1),  # the default iteration count
+        (0.01, {"time_budget": 5.0, "refine": 3}, 3),  # a given factor wins
+        (0.05, {"time_budget": 5.0, "refine": 2}, 2),
+    ],
+)
+def test_automatic_refinement_follows_the_peclet_number_under_a_time_budget(periodic_heat_spec, nu, options, factor):
+    from phycrnet.config import training_config
+    from phycrnet.solver import training_refinement
+
+    problem = load_spec(advected_spec(periodic_heat_spec, nu))
+    assert training_refinement(problem, training_config(problem.training, options)) == factor
+
+
+def test_automatic_refinement_keeps_file_initial_values_on_the_spec_grid(tmp_path, periodic_heat_spec):
+    from phycrnet.config import training_config
+    from phycrnet.solver import training_refinement
+
+    np.save(tmp_path / "u0.npy", load_spec(periodic_heat_spec).initial_values()[0])
+    spec = dict(advected_spec(periodic_heat_spec, 0.01), initial={"u": {"file": str(tmp_path / "u0.npy")}})
+    problem = load_spec(spec)
+    assert training_refinement(problem, training_config(problem.training, {"time_budget": 5.0})) == 1
+
+
+def test_a_time_budgeted_run_refines_an_unresolved_grid_and_returns_the_spec_nodes(periodic_heat_spec, tiny_model):
+    """Under a time budget alone, Pe 6.25 trains on 32 points (no advice is left to give);
+    the output holds the 16 spec points and records the factor."""
+    import warnings
+
+    from phycrnet.errors import PhycrnetWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = solve(advected_spec(periodic_heat_spec, 0.01), time_budget=1.0, model=tiny_model, threads=1)
+    assert int(ds.attrs["refine"]) == 2
+    assert ds["u"].shape[1:] == (16, 16)
+    assert not [w for w in caught if issubclass(w.category, PhycrnetWarning)]

@@ -126,8 +126,10 @@ def solve(
     time_scheme: Optional[str] = typer.Option(None, help="crank_nicolson, bdf2, central, backward_euler or adams_moulton (fourth order)."),
     schedule: Optional[str] = typer.Option(None, help="step, cosine, exponential or constant."),
     lbfgs_fraction: Optional[float] = typer.Option(None, help="Share of the budget for an L-BFGS finish."),
-    refine: Optional[int] = typer.Option(
-        None, help="Solve on a grid this many times finer per axis; the output keeps the spec's nodes (default 1)."
+    refine: Optional[str] = typer.Option(
+        None,
+        help="Solve on a grid this many times finer per axis (1-8); the output keeps the spec's nodes. "
+        "Default auto: refined where the grid does not resolve the transport, under a --time-budget alone.",
     ),
     data: Optional[Path] = typer.Option(None, "--data", help="Observations CSV (t,x,y,<field>...) to fit alongside the physics."),
     data_weight: Optional[float] = typer.Option(None, help="Weight of the data misfit terms (default 1)."),
@@ -174,6 +176,9 @@ def _report_run(dataset, out: Path) -> None:
     losses = json.loads(attrs.get("loss_terms", "{}"))
     terms = ", ".join(f"{k} {v:.2e}" for k, v in losses.items())
     _say(f"wrote {out}: {attrs.get('iterations')} iterations in {float(attrs.get('wall_seconds', 0)):.1f} s, loss {terms}")
+    factor = int(attrs.get("refine", 1))
+    if factor > 1:
+        _say(f"trained on a grid {factor} times finer per axis (refine {factor}); the output holds the spec's nodes")
     if "identified_parameters" in attrs:
         identified = json.loads(attrs["identified_parameters"])
         _say("identified parameters: " + ", ".join(f"{k} = {v:.6g}" for k, v in identified.items()))

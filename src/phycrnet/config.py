@@ -8,9 +8,9 @@ keyword overrides (the command line). Unknown keys and bad values end in a one-l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from phycrnet.errors import OptionsError, SpecError
 from phycrnet.model import ModelConfig
@@ -41,7 +41,9 @@ class TrainingConfig(BaseModel):
     # The network solves on a grid this many times finer per axis than the spec's (bounded
     # axes: (n - 1) * refine + 1 nodes, periodic: n * refine points); the output holds the
     # spec's nodes. For grids that do not resolve the solution (phycrnet.solver.refined).
-    refine: int = Field(1, ge=1, le=8)
+    # "auto": refined where the transport is not resolved, under a time budget only
+    # (phycrnet.solver.training_refinement).
+    refine: Union[Annotated[int, Field(ge=1, le=8)], Literal["auto"]] = "auto"
     time_marching: int = Field(0, ge=0)
     causal: float = Field(0.0, ge=0)
     # 300 s, one thread, with the relative-loss L-BFGS (fc1a420): heat 3.3e-3 (0.5) -> 1.4e-3 (0.8),
@@ -64,6 +66,16 @@ class TrainingConfig(BaseModel):
     max_recoveries: int = Field(2, ge=0)
     checkpoint_every: float = Field(30.0, gt=0)
     log_every: int = Field(10, ge=1)
+
+    @field_validator("refine", mode="before")
+    @classmethod
+    def _refine_factor_or_auto(cls, value: Any) -> Any:
+        """An integer factor (a string of digits from the command line too) or ``"auto"``."""
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, bool) or not (value == "auto" or isinstance(value, int)):
+            raise ValueError("must be 'auto' or an integer from 1 to 8")
+        return value
 
     def total_iterations(self) -> int | None:
         """Iteration cap: the given count, the paper's 20 000 without any budget, or none."""

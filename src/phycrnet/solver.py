@@ -89,6 +89,7 @@ def solve(
         raise OptionsError(f"--extrapolate: {extrapolate} must be later than t_end = {problem.t_end}")
     if not resume and log_path is not None and log_path.exists():
         log_path.unlink()
+    config = config.model_copy(update={"refine": training_refinement(problem, config)})
     solver_problem = refined(problem, config.refine)
     data_loss = _data_loss(data, solver_problem, config, drop_outside_time)
     trainer = Trainer(
@@ -123,6 +124,54 @@ def solve(
     return dataset
 
 
+#: The largest factor ``refine: auto`` chooses: each doubling multiplies the cost of an
+#: iteration by four or more (pixels) and usually by the extra sub-steps a finer grid needs.
+MAX_AUTO_REFINE = 4
+
+
+def training_refinement(problem: Problem, config: Any) -> int:
+    """The refinement factor of the training grid: ``config.refine`` where it is a number.
+
+    ``"auto"`` refines only runs limited by a time budget (and no iteration count), whose
+    cost does not grow with the grid, and only where the spec's grid does not resolve the
+    transport: a cell Peclet number above ``PECLET_LIMIT`` on it, brought to the limit or
+    below by ``ceil(Pe / PECLET_LIMIT)`` (at most ``MAX_AUTO_REFINE``). At 300 s, one thread
+    (RESULTS.md, ``catalog_300s_refine2``): Burgers at nu = 0.005 on 33 nodes (Pe 6.3)
+    reached 1.6e-2 (mixed), 9.4e-3 (flux) and 2.2e-3 (periodic) trained on 65², against
+    0.12, 0.27 and 3.2e-2 on the spec's grid. An iteration-capped run stays on the spec's
+    grid, where each iteration would otherwise cost about 20 times more (burgers_mixed: 6.4
+    iterations/s on 33², 0.3 on 65² with its eight sub-steps); :func:`solve` warns instead.
+    So do initial values given as files or random fields, which live on the spec's grid.
+    """
+    if config.refine != "auto":
+        return int(config.refine)
+    if config.time_budget is None or config.iterations is not None or not _expression_initials(problem):
+        return 1
+    peclet = spec_grid_peclet(problem, config)
+    if not math.isfinite(peclet) or peclet <= PECLET_LIMIT:
+        return 1
+    return min(MAX_AUTO_REFINE, math.ceil(peclet / PECLET_LIMIT))
+
+
+def spec_grid_peclet(problem: Problem, config: Any) -> float:
+    """The largest cell Peclet number of the initial state on the spec's grid
+    (:meth:`Physics.cell_peclet_number`)."""
+    import torch
+
+    from phycrnet.physics import Physics, PhysicsOptions
+
+    options = PhysicsOptions(config.derivatives, config.boundary, config.time_scheme, config.bc_accuracy)
+    physics = Physics(problem, options, dtype=torch.float64)
+    parameters = problem.parameter_values()
+    t0 = torch.zeros(1, dtype=torch.float64)
+    u0 = torch.as_tensor(problem.initial_values(), dtype=torch.float64).unsqueeze(0)
+    return physics.cell_peclet_number(physics.enforce(u0, t0, parameters), t0, parameters)
+
+
+def _expression_initials(problem: Problem) -> bool:
+    return all(isinstance(raw, (int, float, str)) for raw in problem.model.initial.values())
+
+
 def refined(problem: Problem, factor: int) -> Problem:
     """``problem`` on a grid ``factor`` times finer per axis, whose every ``factor``-th node
     is a node of the original grid: a bounded axis of n nodes gets (n - 1) * factor + 1, a
@@ -147,7 +196,7 @@ def _advise_refinement(peclet: float | None, refine: int) -> None:
     factor = refine * math.ceil(peclet / PECLET_LIMIT)
     warnings.warn(
         f"cell Peclet number {peclet:.1f} > {PECLET_LIMIT:g}: the grid does not resolve the transport; "
-        f"refine {factor} (--refine {factor}) trains on a finer grid",
+        f"refine {factor} (--refine {factor}; automatic under a --time-budget alone) trains on a finer grid",
         PhycrnetWarning,
         stacklevel=3,
     )

@@ -69,6 +69,7 @@ def discrete_solution(
     u = torch.as_tensor(problem.initial_values(), dtype=torch.float64)
     u = physics.enforce(u.unsqueeze(0), torch.zeros(1, dtype=torch.float64), parameters)[0]
     history = [u]
+    newton = _SparseNewton(physics, tuple(u.shape)) if sparse else None
     n_steps = problem.n_steps * substeps
     past = {"bdf2": 2, "adams_moulton": 3}.get(options.time_scheme, 1)  # frames a step looks back on
     while len(history) <= n_steps:
@@ -77,8 +78,8 @@ def discrete_solution(
         joint = 3 if options.time_scheme == "adams_moulton" and k == 0 and n_steps >= 3 else 1
         window = history[-past:]
         times = dt * torch.arange(k + 1 - len(window), k + 1 + joint, dtype=torch.float64)
-        if sparse and joint == 1:
-            history.append(_solve_step_sparse(physics, window, times, parameters, max_iterations, tolerance))
+        if newton is not None and joint == 1:
+            history.append(newton.step(window, times, parameters, max_iterations, tolerance))
         else:
             history.extend(_solve_step(physics, window, times, parameters, max_iterations, tolerance, joint))
     return torch.stack(history[::substeps]).numpy()
@@ -176,24 +177,34 @@ def _sparse_jacobian(residual, x: torch.Tensor, shape: tuple[int, ...], nodes: n
     return matrix
 
 
-def _solve_step_sparse(physics, window, times, parameters, max_iterations, tolerance) -> torch.Tensor:
-    """The next frame by chord-Newton iterations on a sparse LU of the Jacobian, refreshed
-    whenever the residual falls less than five-fold in an iteration."""
-    previous = window[-1]
-    shape = tuple(previous.shape)
-    residual = _step_residual(physics, window, times, parameters, 1)
-    nodes = _equation_nodes(physics, shape)
-    guess = previous.reshape(-1).clone()
-    factorisation, last = None, None
-    for _ in range(max_iterations):
-        r = residual(guess)
-        size = float(r.pow(2).mean().sqrt())
-        if size < tolerance:
-            break
-        if factorisation is None or (last is not None and size > 0.2 * last):
-            factorisation = scipy.sparse.linalg.splu(_sparse_jacobian(residual, guess, shape, nodes))
-        guess = guess - torch.as_tensor(factorisation.solve(r.numpy()))
-        last = size
-    if not torch.isfinite(guess).all():
-        raise PhycrnetError("discrete_solution: Newton diverged")
-    return guess.view(shape)
+class _SparseNewton:
+    """Chord-Newton steps on a sparse LU of the Jacobian, kept from step to step and
+    refreshed whenever the residual falls less than five-fold in an iteration (successive
+    steps of a smooth solution have nearly the same Jacobian)."""
+
+    def __init__(self, physics: Physics, shape: tuple[int, ...]) -> None:
+        self.physics = physics
+        self.shape = shape
+        self.nodes = _equation_nodes(physics, shape)
+        self.factorisation = None
+
+    def step(self, window, times, parameters, max_iterations: int, tolerance: float) -> torch.Tensor:
+        """The next frame; stops at ``tolerance`` or when the update reaches rounding level."""
+        residual = _step_residual(self.physics, window, times, parameters, 1)
+        guess = window[-1].reshape(-1).clone()
+        last = None
+        for _ in range(max_iterations):
+            r = residual(guess)
+            size = float(r.pow(2).mean().sqrt())
+            if size < tolerance:
+                break
+            if self.factorisation is None or (last is not None and size > 0.2 * last):
+                self.factorisation = scipy.sparse.linalg.splu(_sparse_jacobian(residual, guess, self.shape, self.nodes))
+            update = torch.as_tensor(self.factorisation.solve(r.numpy()))
+            guess = guess - update
+            last = size
+            if float(update.abs().max()) < 1e-13 * (1.0 + float(guess.abs().max())):
+                break  # at rounding level: the residual cannot fall further
+        if not torch.isfinite(guess).all():
+            raise PhycrnetError("discrete_solution: Newton diverged")
+        return guess.view(self.shape)

@@ -22,9 +22,13 @@ part). The filter only shapes what the network sees; the physics residual is unc
   field's condition on each side: a Dirichlet node is held (its increment is the known
   boundary value's, left to the boundary enforcement), a Neumann node sees a mirrored
   ghost node, a Robin node ``a u + b du/dn = g`` the ghost ``u_1 - 2 h (a / b) u_0``. A
-  periodic axis keeps the residual's own operator (a circulant). With the residual's
-  4th-order stencils the explicit part still holds ``dt D (Lap4 - Lap2)``, whose
-  eigenvalues against ``1 - dt D Lap2`` stay above -1/3: stable for any dt as well.
+  periodic axis keeps the residual's own operator (a circulant). Inside the grid the
+  residual's 4th-order stencil then leaves ``dt D (Lap4 - Lap2)`` in the explicit part,
+  whose eigenvalues against ``1 - dt D Lap2`` stay above -1/3. The residual's one-sided
+  closures at Neumann and Robin sides differ more from the ghost-node rows: in the stiff
+  limit the IMEX step's dt * rho comes to about 2.4 (1.5 with 2nd-order stencils, 1.3
+  with Dirichlet sides only), a little beyond the explicit limit of 2, so the trainer
+  damps the explicit gain slightly there (:meth:`Trainer.explicit_step_gain`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from phycrnet.errors import OptionsError, SpecError
 from phycrnet.model import ModelConfig
+from phycrnet.physics import PhysicsOptions
 
 #: Iterations when neither an iteration count nor a time budget is given (the paper's).
 DEFAULT_ITERATIONS = 20_000
@@ -76,6 +77,10 @@ class TrainingConfig(BaseModel):
         if isinstance(value, bool) or not (value == "auto" or isinstance(value, int)):
             raise ValueError("must be 'auto' or an integer from 1 to 8")
         return value
+
+    def physics_options(self) -> PhysicsOptions:
+        """The residual's discretisation as these options choose it."""
+        return PhysicsOptions(self.derivatives, self.boundary, self.time_scheme, self.bc_accuracy)
 
     def total_iterations(self) -> int | None:
         """Iteration cap: the given count, the paper's 20 000 without any budget, or none."""

@@ -158,10 +158,9 @@ def spec_grid_peclet(problem: Problem, config: Any) -> float:
     (:meth:`Physics.cell_peclet_number`)."""
     import torch
 
-    from phycrnet.physics import Physics, PhysicsOptions
+    from phycrnet.physics import Physics
 
-    options = PhysicsOptions(config.derivatives, config.boundary, config.time_scheme, config.bc_accuracy)
-    physics = Physics(problem, options, dtype=torch.float64)
+    physics = Physics(problem, config.physics_options(), dtype=torch.float64)
     parameters = problem.parameter_values()
     t0 = torch.zeros(1, dtype=torch.float64)
     u0 = torch.as_tensor(problem.initial_values(), dtype=torch.float64).unsqueeze(0)

@@ -39,9 +39,9 @@ from torch import nn
 
 from phycrnet.config import TrainingConfig
 from phycrnet.errors import DivergenceError, OptionsError
-from phycrnet.implicit import ImplicitDiffusion
+from phycrnet.implicit import ImplicitDiffusion, constant_diffusivities
 from phycrnet.model import ModelConfig, PhyCRNet
-from phycrnet.physics import Physics, PhysicsOptions
+from phycrnet.physics import Physics
 from phycrnet.spec import Problem
 from phycrnet.weighting import make_weighting
 
@@ -179,7 +179,7 @@ class Trainer:
         self.device = select_device(config.device)
         self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
         _seed_everything(config.seed)
-        options = PhysicsOptions(config.derivatives, config.boundary, config.time_scheme, config.bc_accuracy)
+        options = config.physics_options()
         self.physics = Physics(problem, options, dtype=self.dtype, device=self.device)
         self.u0 = torch.as_tensor(problem.initial_values(), dtype=self.dtype, device=self.device).unsqueeze(0)
         model_config = model_config or ModelConfig()
@@ -259,7 +259,8 @@ class Trainer:
           they reached 3.5e-2 and 5.1e-2 (the physics input was off before: 0.46, 0.60).
         """
         choice = model_config.implicit_diffusion
-        if choice is False or model_config.physics_input is False or self._implicit_filter(1) is None:
+        diffusing = constant_diffusivities(self.problem, self.problem.parameter_values())
+        if choice is False or model_config.physics_input is False or not diffusing:
             return False
         if choice is True:
             return True

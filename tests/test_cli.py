@@ -372,7 +372,7 @@ def test_solve_prints_advice_as_one_warning_line(capsys, tmp_path, periodic_heat
     code, _, err = run_cli(capsys, "solve", spec, "--out", tmp_path / "a.nc", "--iterations", "1", "--quiet")
     assert code == 0, err
     advice = [line for line in err.splitlines() if line.startswith("warning: ")]
-    assert len(advice) == 1 and "--refine 2" in advice[0], err
+    assert len(advice) == 1 and "--refine 3" in advice[0], err
     assert "Traceback" not in err and "PhycrnetWarning" not in err
 
 
@@ -381,8 +381,8 @@ def test_solve_reports_an_automatic_refinement(capsys, tmp_path, periodic_heat_s
     spec = write_spec(tmp_path, advected, tiny_model)
     code, out, err = run_cli(capsys, "solve", spec, "--out", tmp_path / "a.nc", "--time-budget", "1", "--quiet")
     assert code == 0, err
-    assert "refine 2" in out + err and "warning:" not in err
+    assert "refine 3" in out + err and "warning:" not in err
     code, _, err = run_cli(capsys, "solve", spec, "--out", tmp_path / "b.nc", "--iterations", "1", "--refine", "auto", "--quiet")
-    assert code == 0 and "--refine 2" in err
+    assert code == 0 and "--refine 3" in err
     code, _, err = run_cli(capsys, "solve", spec, "--out", tmp_path / "c.nc", "--iterations", "1", "--refine", "two", "--quiet")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "refine" in err

@@ -466,11 +466,14 @@ def test_refine_needs_expression_initial_values(tmp_path, periodic_heat_spec, ti
         solve(periodic_heat_spec, iterations=1, refine=0, model=tiny_model)
 
 
-@pytest.mark.parametrize("nu, refine, advice", [(0.01, 1, "refine 2"), (0.004, 1, "refine 4"), (0.01, 2, None), (0.05, 1, None), (0.0, 1, None)])
+@pytest.mark.parametrize(
+    "nu, refine, advice",
+    [(0.01, 1, "refine 3"), (0.01, 2, "refine 3"), (0.004, 1, "refine 7"), (0.01, 3, None), (0.05, 1, None), (0.0, 1, None)],
+)
 def test_an_unresolved_transport_gets_advice_to_refine(periodic_heat_spec, tiny_model, nu, refine, advice):
-    """Cell Peclet number |a| h / D with a = 1, h = 1/16: 6.25 at nu = 0.01 (refine 2 brings
-    it to 3.1), 15.6 at 0.004 (refine 4), 1.25 at 0.05; without diffusion no refinement
-    resolves it, so no advice."""
+    """Cell Peclet number |a| h / D with a = 1, h = 1/16: 6.25 at nu = 0.01 (refine 3 brings
+    it to 2.1, below 2.5; refine 2 leaves 3.1), 15.6 at 0.004 (refine 7), 1.25 at 0.05;
+    without diffusion no refinement resolves it, so no advice."""
     import warnings
 
     from phycrnet.errors import PhycrnetWarning
@@ -494,8 +497,9 @@ def advected_spec(periodic_heat_spec: dict, nu: float) -> dict:
 @pytest.mark.parametrize(
     "nu, options, factor",
     [
-        (0.01, {"time_budget": 5.0}, 2),  # Pe 6.25
-        (0.004, {"time_budget": 5.0}, 4),  # Pe 15.6
+        (0.01, {"time_budget": 5.0}, 3),  # Pe 6.25 -> 2.1
+        (0.02, {"time_budget": 5.0}, 2),  # Pe 3.1 -> 1.6
+        (0.004, {"time_budget": 5.0}, 4),  # Pe 15.6: capped
         (0.001, {"time_budget": 5.0}, 4),  # Pe 62.5: capped
         (0.05, {"time_budget": 5.0}, 1),  # Pe 1.25: resolved
         (0.0, {"time_budget": 5.0}, 1),  # no diffusion: no grid resolves it
@@ -525,7 +529,7 @@ def test_automatic_refinement_keeps_file_initial_values_on_the_spec_grid(tmp_pat
 
 
 def test_a_time_budgeted_run_refines_an_unresolved_grid_and_returns_the_spec_nodes(periodic_heat_spec, tiny_model):
-    """Under a time budget alone, Pe 6.25 trains on 32 points (no advice is left to give);
+    """Under a time budget alone, Pe 6.25 trains on 48 points (no advice is left to give);
     the output holds the 16 spec points and records the factor."""
     import warnings
 
@@ -534,6 +538,6 @@ def test_a_time_budgeted_run_refines_an_unresolved_grid_and_returns_the_spec_nod
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = solve(advected_spec(periodic_heat_spec, 0.01), time_budget=1.0, model=tiny_model, threads=1)
-    assert int(ds.attrs["refine"]) == 2
+    assert int(ds.attrs["refine"]) == 3
     assert ds["u"].shape[1:] == (16, 16)
     assert not [w for w in caught if issubclass(w.category, PhycrnetWarning)]

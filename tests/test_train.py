@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 
 import numpy as np
 import pytest
@@ -114,6 +115,23 @@ def test_lbfgs_evaluations_count_as_iterations_within_the_cap(periodic_heat_spec
     # exactly even when it falls inside a line search.
     assert lbfgs == cap - adam_cap
     assert result.iterations == cap
+
+
+def test_slow_lbfgs_evaluations_stop_at_the_time_budget(periodic_heat_spec, tiny_model):
+    """An outer L-BFGS step (up to 25 evaluations) does not run on past the time budget:
+    here each L-BFGS evaluation takes 0.25 s, five times longer than the Adam iterations the
+    first estimate rests on, and the run still ends within an evaluation or two of its 2 s."""
+    trainer = make_trainer(periodic_heat_spec, tiny_model, time_budget=2.0, iterations=None, lbfgs_fraction=0.75)
+
+    def slow_in_lbfgs(terms):
+        if trainer.progress_fraction() >= 0.25:
+            time.sleep(0.25)
+        return terms
+
+    transform_losses(trainer, slow_in_lbfgs)
+    result = trainer.train()
+    assert trainer.seconds < 2.0 + 0.6
+    assert np.isfinite(result.frames).all() and math.isfinite(result.best_loss)
 
 
 def test_lbfgs_restarts_from_the_best_state_after_a_non_finite_loss(periodic_heat_spec, tiny_model):
@@ -580,8 +598,11 @@ def test_automatic_substeps_and_physics_input_follow_the_stiffness(periodic_heat
 @pytest.mark.parametrize("scheme", ["crank_nicolson", "bdf2", "central", "backward_euler"])
 def test_residual_reuses_the_rollouts_right_hand_side_without_changing_it(mixed_bc_spec, tiny_model, scheme):
     """The loss built from F(u_k) the network already saw equals the one evaluated afresh,
-    values and gradients alike (hard Dirichlet nodes and ghost nodes included)."""
-    trainer = make_trainer(mixed_bc_spec, tiny_model, time_scheme=scheme, boundary="hard", substeps=2)
+    values and gradients alike (hard Dirichlet nodes and ghost nodes included). The initial
+    value is not the exact polynomial solution, whose residual the untrained predictor
+    steps make vanish to round-off (and with it any meaningful gradient)."""
+    spec = {**mixed_bc_spec, "initial": {"u": "x**2 + y**2 + 0.3*sin(3*x)*cos(2*y)"}}
+    trainer = make_trainer(spec, tiny_model, time_scheme=scheme, boundary="hard", substeps=2)
     frames = trainer.rollout()
     assert trainer._known_rhs is not None and trainer._known_rhs[0] is frames
     reused = trainer.losses(frames, trainer.n_network_steps)
@@ -753,11 +774,65 @@ def test_explicit_physics_init_damps_an_unstable_explicit_step(periodic_heat_spe
     from phycrnet.train import STIFF_STEP
 
     stiff = {**periodic_heat_spec, "equations": {"u": "0.5*laplace(u)"}}
-    trainer = make_trainer(stiff, {**tiny_model, "physics_input": True, "physics_init": "explicit", "implicit_diffusion": False}, substeps=2)
+    model = {**tiny_model, "physics_input": True, "physics_init": "explicit", "implicit_diffusion": False, "predictor_steps": 1}
+    trainer = make_trainer(stiff, model, substeps=2)
     per_step = trainer.stiffness / trainer.substeps
     assert per_step > STIFF_STEP and trainer.explicit_step_gain() * per_step < STIFF_STEP
     with torch.no_grad():
         assert float(trainer.rollout().abs().max()) < 2.0
+
+
+def test_predictor_steps_start_the_network_as_that_many_heun_steps(periodic_heat_spec, tiny_model):
+    """``predictor_steps: 3`` feeds the mean direction of three Heun steps of dt / 3: on an
+    eigenmode the untrained network multiplies u by (1 + z + z^2 / 2)^3 per network step
+    (z = dt / 3 * lambda), not by one Heun step's factor."""
+    mild = {**periodic_heat_spec, "parameters": {"k": 0.02}}
+    trainer = make_trainer(mild, {**tiny_model, "physics_input": True, "predictor_steps": 3}, substeps=1)
+    assert trainer.predictor_steps == 3 and trainer.input_gain == 1.0
+    with torch.no_grad():
+        frames = trainer.rollout()[:, 0].double()
+    z = -trainer.dt_network / 3 * 0.02 * 8 * math.pi**2
+    u0 = trainer.u0[0, 0].double()
+    expected = torch.stack([u0 * (1 + z + z**2 / 2) ** (3 * n) for n in range(trainer.n_network_steps + 1)])
+    one_step = torch.stack([u0 * (1 + 3 * z + (3 * z) ** 2 / 2) ** n for n in range(trainer.n_network_steps + 1)])
+    assert torch.allclose(frames, expected, rtol=0, atol=1e-5)
+    assert float((frames - one_step).abs().max()) > 1e-4  # ten times the tolerance above
+
+
+def test_automatic_predictor_steps_follow_a_classical_solver_on_a_bounded_grid(mixed_bc_spec, tiny_model):
+    """Where a network step is beyond the explicit limit (dt * rho = 24 over eight sub-steps:
+    3 per step), ``predictor_steps: auto`` takes two Heun steps per network step instead of
+    damping one, and the untrained network is then exactly Heun's method with dt / 16 and
+    the boundary values imposed after every step (here written out by hand, on a nonlinear
+    problem with Dirichlet, Neumann and Robin sides)."""
+    from phycrnet.train import STIFF_STEP
+
+    spec = {**mixed_bc_spec, "parameters": {"k": 0.12}, "equations": {"u": "k*laplace(u) - u**2"}, "initial": {"u": "x**2 + y**2 + 0.3*sin(3*x)*cos(2*y)"}}
+    trainer = make_trainer(spec, tiny_model)
+    assert trainer.model.config.physics_input is True and not trainer.implicit_diffusion
+    assert trainer.substeps == 8 and trainer.stiffness / 8 > STIFF_STEP
+    assert trainer.predictor_steps == 2 and trainer.explicit_step_gain() == 1.0
+    with torch.no_grad():
+        frames = trainer.rollout()[:, 0].double()
+    physics, parameters = trainer.physics, trainer.problem.parameter_values()
+    assert physics.hard
+
+    def at(t):
+        return torch.full((1,), t, dtype=trainer.dtype)
+
+    u = physics.enforce(trainer.u0, at(0.0), parameters)
+    h, t, expected = trainer.dt_network / 2, 0.0, [u]
+    for _ in range(trainer.n_network_steps):
+        for _ in range(2):
+            first = physics.rhs(u, at(t), parameters)
+            stage = physics.enforce(u + h * first, at(t + h), parameters)
+            u = physics.enforce(u + 0.5 * h * (first + physics.rhs(stage, at(t + h), parameters)), at(t + h), parameters)
+            t += h
+        expected.append(u)
+    expected = torch.cat(expected)[:, 0].double()
+    assert float((frames - expected).abs().max()) < 1e-4 * float(expected.abs().max())
+    single = make_trainer(spec, {**tiny_model, "predictor_steps": 1})
+    assert single.explicit_step_gain() < 1.0  # one step per network step would be damped
 
 
 def test_stiff_periodic_diffusion_gets_the_implicit_physics_input(periodic_heat_spec, tiny_model):
@@ -787,8 +862,9 @@ def test_stiff_periodic_diffusion_gets_the_implicit_physics_input(periodic_heat_
 
 def test_implicit_diffusion_stays_off_where_explicit_sub_steps_suffice(periodic_heat_spec, mixed_bc_spec, tiny_model):
     """``auto`` keeps the explicit input on mild periodic problems and, on bounded grids,
-    while ``MAX_EXPLICIT_SUBSTEPS`` sub-steps leave the explicit gain above one half (here
-    dt * rho = 24: eight sub-steps, gain 0.6); ``true`` forces it where it applies."""
+    while ``MAX_EXPLICIT_SUBSTEPS`` sub-steps of ``MAX_PREDICTOR_STEPS`` predictor steps
+    each keep the explicit predictor within its limit (here dt * rho = 24: eight sub-steps
+    of two predictor steps, gain 1); ``true`` forces it where it applies."""
     from phycrnet.train import MAX_EXPLICIT_SUBSTEPS
 
     mild = {**periodic_heat_spec, "parameters": {"k": 0.005}}  # dt * rho = 1.3
@@ -796,7 +872,7 @@ def test_implicit_diffusion_stays_off_where_explicit_sub_steps_suffice(periodic_
     moderate = make_trainer({**mixed_bc_spec, "parameters": {"k": 0.12}}, tiny_model)
     assert 16.0 < moderate.stiffness < 32.0
     assert not moderate.implicit_diffusion and moderate.substeps == MAX_EXPLICIT_SUBSTEPS
-    assert 0.5 < moderate.explicit_step_gain() < 1.0
+    assert moderate.predictor_steps == 2 and moderate.explicit_step_gain() == 1.0
     forced = make_trainer(mild, {**tiny_model, "implicit_diffusion": True})
     assert forced.implicit_diffusion and forced.input_filter is not None
 

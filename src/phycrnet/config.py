@@ -130,6 +130,7 @@ class _ModelSection(BaseModel):
     physics_init: Literal["random", "explicit"] = ModelConfig.physics_init
     implicit_diffusion: bool | Literal["auto"] = ModelConfig.implicit_diffusion
     physics_predictor: Literal["euler", "heun"] = ModelConfig.physics_predictor
+    predictor_steps: Annotated[int, Field(ge=1)] | Literal["auto"] = ModelConfig.predictor_steps
 
 
 def model_config(section: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> ModelConfig:

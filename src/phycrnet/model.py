@@ -88,6 +88,13 @@ class ModelConfig:
     #: lambda-omega 7.2e-4 / 1.6e-2, burgers_phycrnet 5.0e-5 / 3.9e-3 (euler with random
     #: other weights); FitzHugh-Nagumo 2.0e-2 / 1.6e-2 at one sub-step.
     physics_predictor: str = "heun"
+    #: Steps of the predictor above per network step: each takes ``dt / predictor_steps``,
+    #: and the decoder is fed their mean direction ``(u_end - u_k) / dt``, so that the
+    #: explicitly initialised network starts as the predictor taken ``predictor_steps``
+    #: times. ``"auto"`` (the default): the fewest that keep each step within the explicit
+    #: stability limit, at most ``phycrnet.train.MAX_PREDICTOR_STEPS`` (the trainer
+    #: decides, see ``Trainer.automatic_predictor_steps``); 1 with implicit diffusion.
+    predictor_steps: int | str = "auto"
 
     def __post_init__(self) -> None:
         if not self.encoder_channels or any(c < 1 for c in self.encoder_channels):
@@ -104,6 +111,8 @@ class ModelConfig:
             raise OptionsError("model.implicit_diffusion: choose true, false or auto")
         if self.physics_predictor not in ("euler", "heun"):
             raise OptionsError("model.physics_predictor: choose euler or heun")
+        if self.predictor_steps != "auto" and (isinstance(self.predictor_steps, bool) or not isinstance(self.predictor_steps, int) or self.predictor_steps < 1):
+            raise OptionsError(f"model.predictor_steps: {self.predictor_steps!r} is not a positive integer or auto")
         if self.physics_init not in ("random", "explicit"):
             raise OptionsError("model.physics_init: choose random or explicit")
         if self.initial_state not in ("learned", "zeros", "random"):

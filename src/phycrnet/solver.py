@@ -22,7 +22,7 @@ from phycrnet.config import model_config, training_config
 from phycrnet.errors import OptionsError, PhycrnetWarning
 from phycrnet.io import trained_solution, write_solution
 from phycrnet.spec import Problem, load_spec
-from phycrnet.train import PECLET_LIMIT, Trainer, TrainingResult
+from phycrnet.train import Trainer, TrainingResult
 
 
 def run_paths(out: Path | None, log: Path | None = None, checkpoint: Path | None = None) -> tuple[Path | None, Path | None]:
@@ -127,6 +127,9 @@ def solve(
 #: The largest factor ``refine: auto`` chooses: each doubling multiplies the cost of an
 #: iteration by four or more (pixels) and usually by the extra sub-steps a finer grid needs.
 MAX_AUTO_REFINE = 4
+#: The cell Peclet number ``refine: auto`` refines the training grid down to (see
+#: :func:`training_refinement`), and above which :func:`solve` advises refinement.
+RESOLVED_PECLET = 2.5
 
 
 def training_refinement(problem: Problem, config: Any) -> int:
@@ -134,23 +137,25 @@ def training_refinement(problem: Problem, config: Any) -> int:
 
     ``"auto"`` refines only runs limited by a time budget (and no iteration count), whose
     cost does not grow with the grid, and only where the spec's grid does not resolve the
-    transport: a cell Peclet number above ``PECLET_LIMIT`` on it, brought to the limit or
-    below by ``ceil(Pe / PECLET_LIMIT)`` (at most ``MAX_AUTO_REFINE``). At 300 s, one thread
-    (RESULTS.md, ``catalog_300s_refine2``): Burgers at nu = 0.005 on 33 nodes (Pe 6.3)
-    reached 1.6e-2 (mixed), 9.4e-3 (flux) and 2.2e-3 (periodic) trained on 65², against
-    0.12, 0.27 and 3.2e-2 on the spec's grid. An iteration-capped run stays on the spec's
-    grid, where each iteration would otherwise cost about 20 times more (burgers_mixed: 6.4
-    iterations/s on 33², 0.3 on 65² with its eight sub-steps); :func:`solve` warns instead.
-    So do initial values given as files or random fields, which live on the spec's grid.
+    transport: a cell Peclet number above ``RESOLVED_PECLET`` on it, brought to it or below
+    by ``ceil(Pe / RESOLVED_PECLET)`` (at most ``MAX_AUTO_REFINE``). The discrete floors of
+    Burgers at nu = 0.005 (RESULTS.md, ``floors_refined``, the exact solutions of the
+    training equations) fall tenfold between Pe 3.1 (65²: 1.6e-2 mixed, 3.1e-3 flux) and
+    2.1 (97²: 1.5e-3, 7.8e-4); at 300 s, one thread, the trained networks followed (97²:
+    1.5e-3 mixed, 4.4e-3 flux). 129² (Pe 1.6) costs twice as much per iteration and did not
+    help at 300 s (7.7e-4 mixed, 5.3e-3 flux: training there took flux further from its
+    start). An iteration-capped run stays on the spec's grid, where each iteration would
+    otherwise cost 20 - 60 times more; :func:`solve` warns instead. So do initial values
+    given as files or random fields, which live on the spec's grid.
     """
     if config.refine != "auto":
         return int(config.refine)
     if config.time_budget is None or config.iterations is not None or not _expression_initials(problem):
         return 1
     peclet = spec_grid_peclet(problem, config)
-    if not math.isfinite(peclet) or peclet <= PECLET_LIMIT:
+    if not math.isfinite(peclet) or peclet <= RESOLVED_PECLET:
         return 1
-    return min(MAX_AUTO_REFINE, math.ceil(peclet / PECLET_LIMIT))
+    return min(MAX_AUTO_REFINE, math.ceil(peclet / RESOLVED_PECLET))
 
 
 def spec_grid_peclet(problem: Problem, config: Any) -> float:
@@ -187,14 +192,14 @@ def refined(problem: Problem, factor: int) -> Problem:
 
 def _advise_refinement(peclet: float | None, refine: int) -> None:
     """Warn where the training grid does not resolve the transport (cell Peclet number
-    above ``PECLET_LIMIT``, measured by ``physics_input: auto``) but a finer grid would:
-    at 300 s, burgers_mixed 0.122 on its 33² nodes and 1.6e-2 with ``refine: 2``,
-    burgers_periodic 3.2e-2 and 2.2e-3 (RESULTS.md, ``catalog_300s_refine2``)."""
-    if peclet is None or not math.isfinite(peclet) or peclet <= PECLET_LIMIT:
+    above ``RESOLVED_PECLET``, measured by ``physics_input: auto``) but a finer grid would:
+    at 300 s, burgers_mixed 0.122 on its 33² nodes and 1.5e-3 with ``refine: 3``
+    (see :func:`training_refinement`)."""
+    if peclet is None or not math.isfinite(peclet) or peclet <= RESOLVED_PECLET:
         return
-    factor = refine * math.ceil(peclet / PECLET_LIMIT)
+    factor = math.ceil(refine * peclet / RESOLVED_PECLET * (1 - 1e-9))  # from the spec's grid
     warnings.warn(
-        f"cell Peclet number {peclet:.1f} > {PECLET_LIMIT:g}: the grid does not resolve the transport; "
+        f"cell Peclet number {peclet:.1f} > {RESOLVED_PECLET:g}: the grid does not resolve the transport; "
         f"refine {factor} (--refine {factor}; automatic under a --time-budget alone) trains on a finer grid",
         PhycrnetWarning,
         stacklevel=3,
@@ -255,6 +260,7 @@ def _dataset(problem: Problem, config, trainer: Trainer, result: TrainingResult,
         "physics_input": int(trainer.model.config.physics_input),
         "physics_predictor": trainer.model.config.physics_predictor if trainer.model.config.physics_input else "none",
         "implicit_diffusion": int(trainer.implicit_diffusion),
+        "predictor_steps": trainer.predictor_steps if trainer.model.config.physics_input else 0,
         "device": str(trainer.device),
         "refine": config.refine,
         "recoveries": trainer.recoveries,

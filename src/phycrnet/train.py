@@ -56,6 +56,9 @@ MAX_AUTO_SUBSTEPS = 4
 #: would leave it damped (see :meth:`Trainer.automatic_substeps`). The physics-input and
 #: implicit-diffusion decisions still count ``MAX_AUTO_SUBSTEPS``.
 MAX_EXPLICIT_SUBSTEPS = 8
+#: The most predictor steps per network step chosen automatically
+#: (``model.predictor_steps: auto``, see :meth:`Trainer.automatic_predictor_steps`).
+MAX_PREDICTOR_STEPS = 8
 #: ``physics_input: auto`` feeds F to the network only while the sub-stepped dt * rho (of
 #: the step the network sees, see :meth:`Trainer.step_stiffness`) stays at or below this:
 #: far beyond an explicit step's stability limit (FitzHugh-Nagumo, 49 per sub-step;
@@ -194,7 +197,11 @@ class Trainer:
         self.implicit_diffusion = self.implicit_diffusion and bool(physics_input)
         model_config = dataclasses.replace(model_config, physics_input=bool(physics_input), implicit_diffusion=self.implicit_diffusion)
         self.substeps = config.substeps or self.automatic_substeps(model_config.physics_input)
-        self.input_filter = self._implicit_filter(self.substeps) if self.implicit_diffusion else None
+        #: Predictor steps per network step (each ``dt_network / predictor_steps`` long).
+        self.predictor_steps = 1
+        if model_config.physics_input:
+            self.predictor_steps = self.automatic_predictor_steps() if model_config.predictor_steps == "auto" else int(model_config.predictor_steps)
+        self.input_filter = self._implicit_filter(self.substeps * self.predictor_steps) if self.implicit_diffusion else None
         self.model = PhyCRNet(len(problem.fields), problem.grid.shape, problem.periodic, model_config, seed=config.seed)
         # The untrained step u + dt * y is a random linear recurrence through the decoder's
         # input skip; keep its growth per step what it is at the paper's dt of 0.05 (an
@@ -266,7 +273,7 @@ class Trainer:
             return True
         if all(self.problem.periodic):
             return self.stiffness / MAX_AUTO_SUBSTEPS > STIFF_STEP
-        return self.stiffness / MAX_EXPLICIT_SUBSTEPS > 2 * STIFF_STEP
+        return self.stiffness / (MAX_EXPLICIT_SUBSTEPS * MAX_PREDICTOR_STEPS) > STIFF_STEP
 
     def _implicit_filter(self, substeps: int) -> ImplicitDiffusion | None:
         return ImplicitDiffusion.for_problem(self.problem, self.physics.derivatives, self.problem.dt / substeps, dtype=self.dtype, device=self.device)
@@ -345,7 +352,9 @@ class Trainer:
         learned = any(p.learn for p in self.problem.parameters.values())
         if learned and self.stiffness <= STIFF_STEP:  # the explicit step's, whatever the network gets
             return False
-        return self.step_stiffness(MAX_AUTO_SUBSTEPS) <= PHYSICS_INPUT_LIMIT
+        if self.implicit_diffusion:
+            return self.step_stiffness(MAX_AUTO_SUBSTEPS) <= PHYSICS_INPUT_LIMIT
+        return self.stiffness / (MAX_EXPLICIT_SUBSTEPS * MAX_PREDICTOR_STEPS) <= PHYSICS_INPUT_LIMIT
 
     def automatic_substeps(self, physics_input: bool) -> int:
         """Network steps per output frame when ``substeps`` is 0 (automatic).
@@ -374,11 +383,31 @@ class Trainer:
         stable = (s for s in range(1, MAX_EXPLICIT_SUBSTEPS + 1) if self.step_stiffness(s) <= STIFF_STEP * (1 + 1e-9))
         return next(stable, MAX_EXPLICIT_SUBSTEPS)
 
+    def automatic_predictor_steps(self) -> int:
+        """Predictor steps per network step for ``predictor_steps: auto``: the fewest that
+        bring each one's ``dt * rho`` to ``STIFF_STEP`` or below, at most
+        ``MAX_PREDICTOR_STEPS`` (beyond that the gain is damped, see
+        :meth:`explicit_step_gain`); 1 with implicit diffusion (whose filter is built for the
+        network's step).
+
+        Where the network step itself is beyond the explicit limit, the single step had to
+        be damped, and the untrained network then solved a different problem: burgers_flux
+        trained on 65² with eight sub-steps (dt * rho 2.7 per sub-step, gain 0.66) started
+        at 0.47 from the reference, burgers_mixed (2.0, gain 0.89) at 0.14. Two predictor
+        steps start them at 3.0e-3 and 1.6e-2, their discretisation floors on that grid
+        (3.1e-3 and 1.6e-2, RESULTS.md ``floors_refined``): the network then starts as a
+        classical solver of its own equations and learns only what is left.
+        """
+        if self.implicit_diffusion:
+            return 1
+        per_step = self.step_stiffness(self.substeps)
+        return min(MAX_PREDICTOR_STEPS, max(1, math.ceil(per_step / STIFF_STEP * (1 - 1e-9))))
+
     def explicit_step_gain(self) -> float:
         """The gain on F for ``physics_init: explicit``: 1, or less where a full explicit
-        sub-step would be unstable (``dt * rho`` per sub-step above ``STIFF_STEP``), so
-        that the untrained rollout stays bounded."""
-        per_step = self.step_stiffness(self.substeps)
+        predictor step would be unstable (``dt * rho`` per predictor step above
+        ``STIFF_STEP``), so that the untrained rollout stays bounded."""
+        per_step = self.step_stiffness(self.substeps * self.predictor_steps)
         return 1.0 if per_step <= STIFF_STEP else 0.9 * STIFF_STEP / per_step
 
     def _create_weighting_parameters(self) -> None:
@@ -419,7 +448,10 @@ class Trainer:
 
     def _step_time(self, k: int) -> torch.Tensor:
         """Time of network step ``k`` as a ``(1,)`` tensor (also past the training window)."""
-        return torch.full((1,), k * self.dt_network, dtype=self.dtype, device=self.device)
+        return self._time(k * self.dt_network)
+
+    def _time(self, t: float) -> torch.Tensor:
+        return torch.full((1,), t, dtype=self.dtype, device=self.device)
 
     def _constrain(self, parameters):
         def constrain(k: int, u: torch.Tensor) -> torch.Tensor:
@@ -428,25 +460,42 @@ class Trainer:
         return constrain if self.physics.hard else None
 
     def _rhs(self, parameters, record: list[torch.Tensor]):
-        """The network's physics input at step k: F(u_k), or Heun's average of F at u_k and
-        at the end of the explicit step (``physics_predictor``), each direction filtered by
-        the implicit diffusion where it applies. F(u_k) itself is kept in ``record`` (the
-        residual reuses it)."""
+        """The network's physics input at step k: the mean direction of ``predictor_steps``
+        steps of the predictor (``physics_predictor``: explicit Euler, or Heun's average of F
+        at the start and at the end of the explicit step), each direction filtered by the
+        implicit diffusion where it applies, and each intermediate state given its boundary
+        values in hard mode. With one step it is F(u_k) or Heun's average itself. F(u_k) is
+        kept in ``record`` (the residual reuses it)."""
+        h = self.dt_network / self.predictor_steps
+        gain = self.input_gain
 
         def direction(value: torch.Tensor) -> torch.Tensor:
             return value if self.input_filter is None else self.input_filter(value)
 
+        def enforce(v: torch.Tensor, t: float) -> torch.Tensor:
+            return self.physics.enforce(v, self._time(t), parameters) if self.physics.hard else v
+
+        def predictor_direction(v: torch.Tensor, t: float, first: torch.Tensor | None = None) -> torch.Tensor:
+            if first is None:
+                first = direction(self.physics.rhs(v, self._time(t), parameters))
+            if self.model.config.physics_predictor == "euler":
+                return first
+            stage = enforce(v + h * gain * first, t + h)
+            return 0.5 * (first + direction(self.physics.rhs(stage, self._time(t + h), parameters)))
+
         def rhs(k: int, u: torch.Tensor) -> torch.Tensor:
             value = self.physics.rhs(u, self._step_time(k), parameters)
             record.append(value)
-            first = direction(value)
-            if self.model.config.physics_predictor == "euler":
-                return first
-            # Heun: the average of the directions at u and at the explicit step's end.
-            stage = u + self.dt_network * self.input_gain * first
-            if self.physics.hard:
-                stage = self.physics.enforce(stage, self._step_time(k + 1), parameters)
-            return 0.5 * (first + direction(self.physics.rhs(stage, self._step_time(k + 1), parameters)))
+            t = k * self.dt_network
+            step = predictor_direction(u, t, direction(value))
+            total, v = step, u
+            for j in range(1, self.predictor_steps):
+                # The interior of u + dt_network * gain * mean is then exactly the end of the
+                # predictor's steps (the boundary values are imposed after the network step).
+                v = enforce(v + h * gain * step, t + j * h)
+                step = predictor_direction(v, t + j * h)
+                total = total + step
+            return total / self.predictor_steps
 
         return rhs
 
@@ -653,6 +702,8 @@ class Trainer:
         def closure() -> torch.Tensor:
             if cap is not None and self.iteration + record["evaluations"] >= cap:
                 raise _EvaluationCapReached
+            if budget and record["evaluations"] and self.seconds + time.perf_counter() - record["began"] >= budget:
+                raise _EvaluationCapReached  # a step (its line search) running on past the budget
             record["evaluations"] += 1
             optimizer.zero_grad(set_to_none=True)
             losses = self.losses(self.rollout(), self.n_network_steps)
@@ -670,16 +721,25 @@ class Trainer:
         while not ((budget and self.seconds >= budget) or (cap is not None and self.iteration >= cap)):
             if record["frozen"] != self.coefficients_frozen():
                 optimizer = fresh_optimizer()  # the coefficients join or leave
+            # End the outer step at the iteration cap and at the evaluations the time budget
+            # still has room for (an outer step of up to 25 evaluations at 9 s each, Burgers
+            # on 97², overran a 300 s budget by 130 s). A line search may still run into
+            # either; the closure then stops it (below).
+            allowed = evaluations_per_step
             if cap is not None:
-                # End the outer step at the cap; a line search may still run into it (below).
-                optimizer.param_groups[0]["max_eval"] = min(evaluations_per_step, cap - self.iteration)
+                allowed = min(allowed, cap - self.iteration)
+            if budget and self.iteration > 0:
+                per_evaluation = self.seconds / self.iteration
+                allowed = min(allowed, max(1, math.ceil((budget - self.seconds) / per_evaluation)))
+            optimizer.param_groups[0]["max_eval"] = allowed
             record["evaluations"] = 0
             before = self._snapshot()
-            start = time.perf_counter()
+            start = record["began"] = time.perf_counter()
             try:
                 total = float(optimizer.step(closure).detach())
             except _EvaluationCapReached:
-                # The cap fell inside a line search: keep the state the last step ended in.
+                # The cap or the budget fell inside a line search: keep the state the last
+                # step ended in.
                 self.seconds += time.perf_counter() - start
                 self.iteration += record["evaluations"]
                 self._restore(before)
@@ -896,7 +956,8 @@ def _problem_key(problem: Problem) -> str:
 
 
 class _EvaluationCapReached(Exception):
-    """Raised by the L-BFGS closure when one more evaluation would pass the iteration cap."""
+    """Raised by the L-BFGS closure when one more evaluation would pass the iteration cap,
+    or when a line search runs on past the time budget."""
 
 
 def _finite(terms: dict[str, float], total: float) -> bool:

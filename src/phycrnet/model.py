@@ -67,8 +67,9 @@ class ModelConfig:
     physics_input: bool | str = "auto"
     #: How the output layer starts. ``"explicit"`` (the default): the identity on F at the
     #: centre tap and zero on everything else, so that the untrained network steps exactly
-    #: like the predictor below (damped where that step would be unstable, see the
-    #: trainer's ``explicit_step_gain``) and training only learns the correction.
+    #: like the predictor below (taken ``predictor_steps`` times per network step, and
+    #: damped only where even that would be unstable, see the trainer's
+    #: ``explicit_step_gain``) and training only learns the correction.
     #: ``"random"``: random weights everywhere (the paper's start). Measured ad hoc at
     #: 120 s, one thread, beside other jobs, Allen–Cahn: random 2.1e-4; identity on F with
     #: random other weights 9.0e-5; with zero other weights 4.8e-5. burgers_phycrnet

@@ -141,12 +141,14 @@ def training_refinement(problem: Problem, config: Any) -> int:
     by ``ceil(Pe / RESOLVED_PECLET)`` (at most ``MAX_AUTO_REFINE``). The discrete floors of
     Burgers at nu = 0.005 (RESULTS.md, ``floors_refined``, the exact solutions of the
     training equations) fall tenfold between Pe 3.1 (65²: 1.6e-2 mixed, 3.1e-3 flux) and
-    2.1 (97²: 1.5e-3, 7.8e-4); at 300 s, one thread, the trained networks followed (97²:
-    1.5e-3 mixed, 4.4e-3 flux). 129² (Pe 1.6) costs twice as much per iteration and did not
-    help at 300 s (7.7e-4 mixed, 5.3e-3 flux: training there took flux further from its
-    start). An iteration-capped run stays on the spec's grid, where each iteration would
-    otherwise cost 20 - 60 times more; :func:`solve` warns instead. So do initial values
-    given as files or random fields, which live on the spec's grid.
+    2.1 (97²: 1.5e-3, 7.8e-4); at 300 s, one thread, the trained networks followed
+    (RESULTS.md ``catalog_300s``, 97²: 1.5e-3 mixed, 4.1e-3 flux; 1.6e-2 and 9.2e-3 on 65²
+    in stop 16). 129² (Pe 1.6) costs twice as much per iteration and did not help at 300 s
+    (ad hoc: 7.7e-4 mixed, 5.3e-3 flux: training there took flux further from its start).
+    An iteration-capped run stays on the spec's grid, where each iteration would otherwise
+    cost about 50 times more (Burgers: 0.16 s on 33², 8 s on 97²); :func:`solve` warns
+    instead. So do initial values given as files or random fields, which live on the
+    spec's grid.
     """
     if config.refine != "auto":
         return int(config.refine)

@@ -256,14 +256,15 @@ class Trainer:
 
         * on a periodic grid, where even ``MAX_AUTO_SUBSTEPS`` of them stay above
           ``STIFF_STEP`` (the filter inverts the residual's own Laplacian there);
-        * on a bounded grid, where even ``MAX_EXPLICIT_SUBSTEPS`` of them stay above twice
-          ``STIFF_STEP`` (the explicit gain would be damped below one half). The filter's
-          3-point Laplacian only approximates the residual's there, and the first-order
-          IMEX step was the worse predictor on Burgers trained on 65² (ad hoc, 300 s, one
-          thread beside another run): burgers_mixed (dt * rho 16) 4.0e-2 with it against
-          1.6e-2 with eight explicit sub-steps, burgers_flux (22) 2.9e-2 against 9.4e-3.
-          On 97² (35 and 46) the explicit step would be damped to 0.4; with the IMEX step
-          they reached 3.5e-2 and 5.1e-2 (the physics input was off before: 0.46, 0.60).
+        * on a bounded grid, where even ``MAX_EXPLICIT_SUBSTEPS`` sub-steps of
+          ``MAX_PREDICTOR_STEPS`` predictor steps each stay above ``STIFF_STEP``
+          (``dt * rho`` above 128). The filter's 3-point Laplacian only approximates the
+          residual's there, and its first-order IMEX step was the worse predictor on
+          Burgers (ad hoc, 300 s, one thread beside another run): trained on 65²,
+          burgers_mixed (dt * rho 16) 4.0e-2 with it against 1.6e-2 with eight damped
+          explicit sub-steps, burgers_flux (22) 2.9e-2 against 9.4e-3; on 97² (35 and 46)
+          3.5e-2 and 5.1e-2 with it, 1.5e-3 and 4.1e-3 with eight sub-steps of three
+          explicit predictor steps (RESULTS.md ``catalog_300s``).
         """
         choice = model_config.implicit_diffusion
         diffusing = constant_diffusivities(self.problem, self.problem.parameter_values())
@@ -328,9 +329,11 @@ class Trainer:
         3.4e-3 with, 5.7e-3 without) and 4.3 (60 s: 8.8e-3 / 2.5e-2), burgers_mixed with
         nu = 0.01 at 3.1 (120 s: 3.2e-2 / 6.0e-2). Burgers at 6.3, too, was ahead with F at
         120 s, so the limit between 4.3 and 6.3 rests on that one 300 s comparison. Off as
-        well when even ``MAX_AUTO_SUBSTEPS`` sub-steps leave dt * rho above
-        ``PHYSICS_INPUT_LIMIT`` (the rollout then blows up as soon as training gives F any
-        weight), unless implicit diffusion brings the step the network sees below it.
+        well where the predictor would have to be damped far beyond its stability limit
+        (the rollout then blew up as soon as training gave F any weight): with implicit
+        diffusion, where ``MAX_AUTO_SUBSTEPS`` IMEX sub-steps leave dt * rho above
+        ``PHYSICS_INPUT_LIMIT``; without, where ``MAX_EXPLICIT_SUBSTEPS`` sub-steps of
+        ``MAX_PREDICTOR_STEPS`` predictor steps each do.
 
         While a coefficient is learned (it enters F as a constant, see :meth:`rollout`), F
         is on only where one explicit step per frame would be unstable (``dt * rho`` of the
@@ -364,8 +367,9 @@ class Trainer:
         trains well within that step's stability limit (dt * rho = 2 on the negative real
         axis) and worse beyond it. So: the fewest sub-steps that bring the step's dt * rho
         (:meth:`step_stiffness`) to ``STIFF_STEP`` (that limit) or below, at most
-        ``MAX_EXPLICIT_SUBSTEPS`` (each one costs a full network step; beyond it the
-        explicit step's gain is damped, see :meth:`explicit_step_gain`). One without
+        ``MAX_EXPLICIT_SUBSTEPS`` (each one costs a full network step; beyond it each
+        network step takes several predictor steps, see
+        :meth:`automatic_predictor_steps`). One without
         ``physics_input``. Measured ad hoc at 300 s, one thread, two runs side by side:
         heat (dt * rho = 9.1) 1.1e-2 with three sub-steps, 3.6e-3 with four (stop 12;
         1.7e-3 at stop 14) and 7.3e-4 with five; diffusion-reaction (3.7) 4.5e-3 with one
@@ -395,8 +399,11 @@ class Trainer:
         trained on 65² with eight sub-steps (dt * rho 2.7 per sub-step, gain 0.66) started
         at 0.47 from the reference, burgers_mixed (2.0, gain 0.89) at 0.14. Two predictor
         steps start them at 3.0e-3 and 1.6e-2, their discretisation floors on that grid
-        (3.1e-3 and 1.6e-2, RESULTS.md ``floors_refined``): the network then starts as a
-        classical solver of its own equations and learns only what is left.
+        (3.1e-3 and 1.6e-2, RESULTS.md ``floors_refined``); on 97², three predictor steps
+        start them at 6.1e-4 and 1.4e-3. The network then starts as a classical solver of
+        its own equations and learns only what is left (which on burgers_flux, whose
+        initial values violate its flux conditions, moved it away from that start: 4.1e-3
+        after 300 s).
         """
         if self.implicit_diffusion:
             return 1

@@ -332,6 +332,44 @@ def test_resumed_trainer_continues_exactly(tmp_path, mixed_bc_spec, tiny_model, 
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_step_balance_weighs_every_step_of_the_untrained_network_alike(tmp_path, mixed_bc_spec, tiny_model):
+    """``step_balance``: the untrained network's weighted residual is the same at every
+    step (its unweighted residual is not), the loss keeps its scale, training uses the
+    weighted loss, and a resumed run measures the same weights and continues exactly."""
+    spec = {**mixed_bc_spec, "initial": {"u": "x**2 + y**2 + 0.3*sin(3*x)*cos(2*y)"}}
+    options = {"iterations": 8, "step_balance": True}
+    checkpoint = tmp_path / "run.ckpt.pt"
+    trainer = make_trainer(spec, tiny_model, checkpoint_path=checkpoint, **options)
+    plain = make_trainer(spec, tiny_model, step_balance=False)
+    assert plain.step_weights is None and trainer.step_weights.shape == (trainer.n_network_steps, 1)
+    # "auto" (the default): where the untrained network is a classical step, not a random one.
+    assert make_trainer(spec, tiny_model).step_weights is not None
+    assert make_trainer(spec, {**tiny_model, "physics_input": False}).step_weights is None
+    with torch.no_grad():
+        frames = trainer.rollout()
+        residual = trainer.physics.pde_residual(frames, trainer.t_network, trainer.problem.parameter_values())
+        per_step = trainer.physics.residual_mean_squares(residual, 0)
+        weighted = per_step * trainer.step_weights[:, 0]
+    assert float(per_step.max() / per_step.min()) > 3.0
+    torch.testing.assert_close(weighted, torch.full_like(weighted, float(per_step.mean())), rtol=1e-4, atol=0)
+    assert current_loss(trainer) == pytest.approx(current_loss(plain), rel=1e-4)
+    run_steps(trainer, 3)
+    with torch.no_grad():  # the training loss is the weighted one
+        frames = trainer.rollout()
+        used = float(trainer.losses(frames, trainer.n_network_steps)["pde_u"])
+        residual = trainer.physics.pde_residual(frames, trainer.t_network, trainer.problem.parameter_values())
+        per_step = trainer.physics.residual_mean_squares(residual, 0)
+    assert used == pytest.approx(float((per_step * trainer.step_weights[:, 0]).mean()), rel=1e-5)
+    assert used != pytest.approx(float(per_step.mean()), rel=1e-2)
+    trainer.save_checkpoint()
+    expected = run_steps(trainer, 2)
+    resumed = make_trainer(spec, tiny_model, checkpoint_path=checkpoint, **options)
+    resumed.load_checkpoint(checkpoint)
+    torch.testing.assert_close(resumed.step_weights, trainer.step_weights)
+    for (terms_a, _), (terms_b, _) in zip(expected, run_steps(resumed, 2)):
+        assert terms_b == pytest.approx(terms_a, rel=1e-6)
+
+
 def test_checkpoint_is_written_without_leftover_files(tmp_path, periodic_heat_spec, tiny_model):
     checkpoint = tmp_path / "run.ckpt.pt"
     trainer = make_trainer(periodic_heat_spec, tiny_model, checkpoint_path=checkpoint)
@@ -602,7 +640,7 @@ def test_residual_reuses_the_rollouts_right_hand_side_without_changing_it(mixed_
     value is not the exact polynomial solution, whose residual the untrained predictor
     steps make vanish to round-off (and with it any meaningful gradient)."""
     spec = {**mixed_bc_spec, "initial": {"u": "x**2 + y**2 + 0.3*sin(3*x)*cos(2*y)"}}
-    trainer = make_trainer(spec, tiny_model, time_scheme=scheme, boundary="hard", substeps=2)
+    trainer = make_trainer(spec, tiny_model, time_scheme=scheme, boundary="hard", substeps=2, step_balance=False)
     frames = trainer.rollout()
     assert trainer._known_rhs is not None and trainer._known_rhs[0] is frames
     reused = trainer.losses(frames, trainer.n_network_steps)
@@ -690,7 +728,7 @@ def test_a_learned_coefficient_reaches_the_loss_through_the_residual_not_the_phy
     (to_k,) = torch.autograd.grad(frames.square().sum(), raw, retain_graph=True, allow_unused=True)
     assert to_k is None or float(to_k.abs().max()) == 0.0
     loss = sum(trainer.losses(frames, trainer.n_network_steps).values())
-    fresh = sum(trainer.physics.losses(frames, trainer.t_network, trainer.coefficients.values()).values())
+    fresh = sum(trainer.physics.losses(frames, trainer.t_network, trainer.coefficients.values(), step_weights=trainer.step_weights).values())
     (g_loss,) = torch.autograd.grad(loss, raw, retain_graph=True)
     (g_fresh,) = torch.autograd.grad(fresh, raw)
     assert float(g_loss.abs().max()) > 0.0

@@ -126,6 +126,9 @@ def solve(
     time_scheme: Optional[str] = typer.Option(None, help="crank_nicolson, bdf2, central, backward_euler or adams_moulton (fourth order)."),
     schedule: Optional[str] = typer.Option(None, help="step, cosine, exponential or constant."),
     lbfgs_fraction: Optional[float] = typer.Option(None, help="Share of the budget for an L-BFGS finish."),
+    step_balance: Optional[bool] = typer.Option(
+        None, "--step-balance/--no-step-balance", help="Weigh each step's residual by the inverse of the untrained network's."
+    ),
     refine: Optional[str] = typer.Option(
         None,
         help="Solve on a grid this many times finer per axis (1-8); the output keeps the spec's nodes. "
@@ -161,6 +164,7 @@ def solve(
         time_scheme=time_scheme,
         schedule=schedule,
         lbfgs_fraction=lbfgs_fraction,
+        step_balance=step_balance,
         refine=refine,
         data=data,
         data_weight=data_weight,

@@ -46,6 +46,10 @@ class TrainingConfig(BaseModel):
     # (phycrnet.solver.training_refinement).
     refine: Union[Annotated[int, Field(ge=1, le=8)], Literal["auto"]] = "auto"
     time_marching: int = Field(0, ge=0)
+    # Weigh each network step's PDE residual by the inverse of the untrained network's at
+    # that step (phycrnet.train.Trainer.measure_step_weights). "auto": where the network
+    # starts as a classical step (the physics input with physics_init explicit).
+    step_balance: Union[bool, Literal["auto"]] = "auto"
     causal: float = Field(0.0, ge=0)
     # 300 s, one thread, with the relative-loss L-BFGS (fc1a420): heat 3.3e-3 (0.5) -> 1.4e-3 (0.8),
     # Allen-Cahn 6.4e-5 -> 5.1e-5 (ad hoc runs, stop 12 note; catalog_300s is at this default).

@@ -331,18 +331,23 @@ class Physics:
         skip_first: bool = True,
         causal: float = 0.0,
         known_rhs: torch.Tensor | None = None,
+        step_weights: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Named loss terms (mean squares): ``pde_<field>`` and ``bc_<field>_<side>``.
 
         ``skip_first`` leaves frame 0 (the given initial value) out of the boundary terms.
         ``known_rhs``: see :meth:`pde_residual`. ``causal > 0`` weights the PDE residual of
         step k by ``exp(-causal * sum_{j<k} L_j)`` (causal training, Wang, Sankaran,
-        Perdikaris 2022), with the weights held constant.
+        Perdikaris 2022), with the weights held constant. ``step_weights`` ``(S, C)``, if
+        given, multiplies the mean square of residual step k of field c (the first steps
+        of it where the residual has fewer).
         """
         residual = self.pde_residual(frames, t, parameters, known_rhs)
         terms = {}
         for c, name in enumerate(self.problem.fields):
-            per_step = residual[:, c][:, self.pde_mask[c]].pow(2).mean(dim=1)
+            per_step = self.residual_mean_squares(residual, c)
+            if step_weights is not None:
+                per_step = per_step * step_weights[: per_step.shape[0], c]
             if causal > 0:
                 history = torch.cumsum(per_step.detach(), 0) - per_step.detach()
                 per_step = per_step * torch.exp(-causal * history)
@@ -351,6 +356,11 @@ class Physics:
         for key, value in self.boundary_residuals(frames[start:], t[start:], parameters).items():
             terms[key] = value.pow(2).mean()
         return terms
+
+    def residual_mean_squares(self, residual: torch.Tensor, field: int) -> torch.Tensor:
+        """Mean square of ``residual`` ``(S, C, ny, nx)`` over the nodes where field
+        ``field``'s PDE is imposed, per step: ``(S,)``."""
+        return residual[:, field][:, self.pde_mask[field]].pow(2).mean(dim=1)
 
     def _pde_mask(self) -> torch.Tensor:
         """Nodes where the PDE residual is imposed, per field: ``(C, ny, nx)`` bool."""

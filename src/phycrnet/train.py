@@ -53,8 +53,9 @@ STIFF_STEP = 2.0
 MAX_AUTO_SUBSTEPS = 4
 #: The most sub-steps chosen automatically for an explicit (not IMEX) physics input: up to
 #: this many are taken to keep the explicit step within its stability limit, where fewer
-#: would leave it damped (see :meth:`Trainer.automatic_substeps`). The physics-input and
-#: implicit-diffusion decisions still count ``MAX_AUTO_SUBSTEPS``.
+#: would leave it damped (see :meth:`Trainer.automatic_substeps`). The periodic
+#: implicit-diffusion decision and the IMEX physics-input limit still count
+#: ``MAX_AUTO_SUBSTEPS``.
 MAX_EXPLICIT_SUBSTEPS = 8
 #: The most predictor steps per network step chosen automatically
 #: (``model.predictor_steps: auto``, see :meth:`Trainer.automatic_predictor_steps`).

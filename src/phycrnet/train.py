@@ -52,8 +52,8 @@ CHECKPOINT_VERSION = 1
 STIFF_STEP = 2.0
 MAX_AUTO_SUBSTEPS = 4
 #: The most sub-steps chosen automatically for an explicit (not IMEX) physics input: up to
-#: this many are taken to keep the explicit step within its stability limit, where fewer
-#: would leave it damped (see :meth:`Trainer.automatic_substeps`). The periodic
+#: this many are taken to keep the explicit step within its stability limit; beyond, each
+#: takes several predictor steps (see :meth:`Trainer.automatic_substeps`). The periodic
 #: implicit-diffusion decision and the IMEX physics-input limit still count
 #: ``MAX_AUTO_SUBSTEPS``.
 MAX_EXPLICIT_SUBSTEPS = 8

@@ -530,9 +530,9 @@ class Trainer:
             return 0.5 * (first + direction(self.physics.rhs(stage, self._time(t + h), parameters)))
 
         def rhs(k: int, u: torch.Tensor) -> torch.Tensor:
-            value = self.physics.rhs(u, self._step_time(k), parameters)
-            record.append(value)
             t = k * self.dt_network
+            value = self.physics.rhs(u, self._time(t), parameters)
+            record.append(value)
             step = predictor_direction(u, t, direction(value))
             total, v = step, u
             for j in range(1, self.predictor_steps):

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from common import FIGURES, frames_rel_l2, reference_for, reference_frames, stamp, write_section
-from phycrnet.config import model_config, training_config
-from phycrnet.plots import plot_error_curves
-from phycrnet.spec import load_spec
-from phycrnet.train import Trainer
+from phycrnet.methods.config import model_config, training_config
+from phycrnet.analysis.plots import plot_error_curves
+from phycrnet.spec.problem import load_spec
+from phycrnet.training.trainer import Trainer
 
 CASE = "allen_cahn_periodic"
 MARKS = (30.0, 60.0, 120.0, 300.0)

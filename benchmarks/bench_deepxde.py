@@ -34,10 +34,10 @@ import numpy as np
 import torch
 
 from common import reference_for, stamp, write_section
-from phycrnet.io import solution_dataset
-from phycrnet.metrics import evaluate
-from phycrnet.pinn import PinnConfig, pinn_solve
-from phycrnet.spec import load_spec
+from phycrnet.io.solution import solution_dataset
+from phycrnet.analysis.metrics import evaluate
+from phycrnet.methods.pinn import PinnConfig, pinn_solve
+from phycrnet.spec.problem import load_spec
 
 CASE = "allen_cahn_periodic"
 

@@ -16,10 +16,10 @@ import sys
 import numpy as np
 
 from common import FIGURES, reference_for, stamp, write_section
-from phycrnet.metrics import evaluate
-from phycrnet.plots import plot_error_curves
-from phycrnet.solver import solve
-from phycrnet.spec import load_spec
+from phycrnet.analysis.metrics import evaluate
+from phycrnet.analysis.plots import plot_error_curves
+from phycrnet.methods.solve import solve
+from phycrnet.spec.problem import load_spec
 
 
 def main() -> None:

@@ -22,11 +22,11 @@ import sys
 import time
 
 from common import frames_rel_l2, reference_for, reference_frames, stamp, write_section
-from phycrnet.discrete import discrete_solution
+from phycrnet.methods.newton import discrete_solution
 from phycrnet.errors import PhycrnetError
-from phycrnet.physics import PhysicsOptions
-from phycrnet.solver import refined
-from phycrnet.spec import load_spec
+from phycrnet.physics.residual import PhysicsOptions
+from phycrnet.methods.solve import refined
+from phycrnet.spec.problem import load_spec
 
 DEFAULT_VARIANTS = {
     "fd2 soft (paper)": {"derivatives": "fd2", "boundary": "soft"},

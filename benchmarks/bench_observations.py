@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from common import CACHE, FIGURES, reference_for, reference_frames, stamp, write_section
-from phycrnet.metrics import evaluate
-from phycrnet.observations import sample_observations
-from phycrnet.solver import solve
-from phycrnet.spec import load_spec
+from phycrnet.analysis.metrics import evaluate
+from phycrnet.io.observations import sample_observations
+from phycrnet.methods.solve import solve
+from phycrnet.spec.problem import load_spec
 
 RESULTS_FILE = CACHE / "observations.json"
 FRACTIONS = (0.01, 0.05, 0.2)
@@ -102,7 +102,7 @@ def discretisation_bias(case: str, name: str, nodes: int, options: dict, substep
     """
     import torch
 
-    from phycrnet.physics import Physics, PhysicsOptions
+    from phycrnet.physics.residual import Physics, PhysicsOptions
 
     problem = load_spec(case)
     refined = nodes != problem.grid.x.n or substeps != 1

@@ -25,12 +25,12 @@ import time
 import numpy as np
 
 from common import CACHE, FIGURES, reference_for, stamp, write_section
-from phycrnet import catalog
-from phycrnet.io import read_solution, write_solution
-from phycrnet.metrics import evaluate
-from phycrnet.paper_data import PAPER_DATA
-from phycrnet.plots import plot_comparison
-from phycrnet.spec import load_spec
+from phycrnet.spec import catalog
+from phycrnet.io.solution import read_solution, write_solution
+from phycrnet.analysis.metrics import evaluate
+from phycrnet.io.paper_data import PAPER_DATA
+from phycrnet.analysis.plots import plot_comparison
+from phycrnet.spec.problem import load_spec
 
 TARGET_RATIO = 10.0
 
@@ -52,8 +52,8 @@ def store(budget: float, case: str, method: str, entry: dict) -> None:
 
 
 def run(case: str, method: str, budget: float, threads: int | None, seed: int) -> dict:
-    from phycrnet.pinn import pinn_solve
-    from phycrnet.solver import solve
+    from phycrnet.methods.pinn import pinn_solve
+    from phycrnet.methods.solve import solve
 
     problem = load_spec(case)
     reference = reference_for(problem)

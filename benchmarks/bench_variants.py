@@ -16,9 +16,9 @@ import json
 import sys
 
 from common import reference_for, stamp, write_section
-from phycrnet.metrics import evaluate
-from phycrnet.solver import solve
-from phycrnet.spec import load_spec
+from phycrnet.analysis.metrics import evaluate
+from phycrnet.methods.solve import solve
+from phycrnet.spec.problem import load_spec
 
 
 def main() -> None:

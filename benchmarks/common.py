@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from phycrnet.io import read_solution, write_solution
-from phycrnet.reference import solve_reference
-from phycrnet.spec import Problem
+from phycrnet.io.solution import read_solution, write_solution
+from phycrnet.reference.solver import solve_reference
+from phycrnet.spec.problem import Problem
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"

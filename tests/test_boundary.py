@@ -16,7 +16,7 @@ import pytest
 import sympy as sp
 import torch
 
-from phycrnet.boundary import (
+from phycrnet.discretisation.boundary import (
     GhostPadding,
     apply_dirichlet,
     boundary_data,
@@ -25,9 +25,9 @@ from phycrnet.boundary import (
     ghost_weights,
     side_values,
 )
-from phycrnet.operators import Derivatives
-from phycrnet.physics import Physics, PhysicsOptions
-from phycrnet.spec import load_spec
+from phycrnet.discretisation.operators import Derivatives
+from phycrnet.physics.residual import Physics, PhysicsOptions
+from phycrnet.spec.problem import load_spec
 
 # The tensors here are tiny: intra-op threads only add overhead (and contention).
 pytestmark = pytest.mark.usefixtures("single_thread")

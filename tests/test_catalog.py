@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from phycrnet.catalog import case_path, case_text, list_cases
-from phycrnet.spec import load_spec
+from phycrnet.spec.catalog import case_path, case_text, list_cases
+from phycrnet.spec.problem import load_spec
 
 EXPECTED = {
     "allen_cahn_periodic", "allen_cahn_zero_flux", "allen_cahn_flux", "allen_cahn_mixed",

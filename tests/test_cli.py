@@ -16,7 +16,7 @@ import yaml
 
 import phycrnet
 from phycrnet.errors import SpecError
-from phycrnet.io import read_solution, solution_dataset, write_solution
+from phycrnet.io.solution import read_solution, solution_dataset, write_solution
 
 #: The directory holding the phycrnet package these tests import (for the subprocesses).
 SRC = Path(phycrnet.__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def write_spec(directory: Path, spec: dict, model: dict, name: str = "tiny.yaml"
 
 
 def catalog_module():
-    from phycrnet import catalog
+    from phycrnet.spec import catalog
 
     if not hasattr(catalog, "list_cases") or not hasattr(catalog, "case_text"):
         pytest.skip("phycrnet.catalog has no list_cases/case_text (catalog module not written yet)")
@@ -131,7 +131,7 @@ def test_show_prints_the_case_as_yaml(capsys):
     assert data["name"] == "allen_cahn_periodic"
     assert data["boundary"] == "periodic"
     assert "u" in data["equations"]
-    from phycrnet.spec import load_spec
+    from phycrnet.spec.problem import load_spec
 
     assert load_spec(out).name == "allen_cahn_periodic"
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from phycrnet.cli import main
-from phycrnet.compare import compare, format_table
+from phycrnet.studies.compare import compare, format_table
 from phycrnet.errors import OptionsError
-from phycrnet.io import solution_dataset, write_solution
-from phycrnet.spec import load_spec
+from phycrnet.io.solution import solution_dataset, write_solution
+from phycrnet.spec.problem import load_spec
 
 
 def exact_reference(problem, k=0.05):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import mixed_exact, periodic_exact
-from phycrnet.discrete import discrete_solution
+from phycrnet.methods.newton import discrete_solution
 from phycrnet.errors import OptionsError
-from phycrnet.physics import PhysicsOptions
-from phycrnet.spec import load_spec
+from phycrnet.physics.residual import PhysicsOptions
+from phycrnet.spec.problem import load_spec
 
 
 @pytest.mark.parametrize("scheme", ["crank_nicolson", "bdf2", "backward_euler", "adams_moulton"])

@@ -11,7 +11,7 @@ import sympy
 import torch
 
 from phycrnet.errors import SpecError
-from phycrnet.expressions import (
+from phycrnet.spec.expressions import (
     OPERATORS,
     RESERVED_NAMES,
     evaluate,

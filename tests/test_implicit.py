@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from phycrnet.implicit import BoundedImplicitDiffusion, ImplicitDiffusion, constant_diffusivities
-from phycrnet.operators import Derivatives
-from phycrnet.spec import load_spec
+from phycrnet.discretisation.implicit import BoundedImplicitDiffusion, ImplicitDiffusion, constant_diffusivities
+from phycrnet.discretisation.operators import Derivatives
+from phycrnet.spec.problem import load_spec
 
 
 def periodic_system(equations: dict[str, str], n: int = 16) -> dict:

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from phycrnet.errors import DataError
-from phycrnet.io import (
+from phycrnet.io.solution import (
     decode_json_attr,
     fields_of,
     periodic_of,

@@ -13,8 +13,8 @@ import torch
 
 from phycrnet.cli import main
 from phycrnet.errors import DataError, OptionsError
-from phycrnet.io import read_solution, solution_dataset, write_solution
-from phycrnet.observations import (
+from phycrnet.io.solution import read_solution, solution_dataset, write_solution
+from phycrnet.io.observations import (
     DataLoss,
     Observations,
     lagrange_stencil,
@@ -22,8 +22,8 @@ from phycrnet.observations import (
     sample_observations,
     write_observations,
 )
-from phycrnet.solver import solve
-from phycrnet.spec import load_spec
+from phycrnet.methods.solve import solve
+from phycrnet.spec.problem import load_spec
 
 PAPER_DATA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "data"
 

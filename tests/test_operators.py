@@ -24,8 +24,8 @@ import pytest
 import sympy as sp
 import torch
 
-from phycrnet.grid import Axis, Grid
-from phycrnet.operators import (
+from phycrnet.spec.grid import Axis, Grid
+from phycrnet.discretisation.operators import (
     Derivatives,
     central_radius,
     central_weights,

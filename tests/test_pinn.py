@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from phycrnet.errors import DivergenceError, OptionsError
-from phycrnet.io import read_solution
-from phycrnet.pinn import (
+from phycrnet.io.solution import read_solution
+from phycrnet.methods.pinn import (
     Collocation,
     FieldModel,
     InitialValues,
@@ -27,8 +27,8 @@ from phycrnet.pinn import (
     pde_residuals,
     pinn_solve,
 )
-from phycrnet.pinn_network import autograd_jet
-from phycrnet.spec import load_spec
+from phycrnet.models.pinn import autograd_jet
+from phycrnet.spec.problem import load_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 from phycrnet.errors import DataError, OptionsError
-from phycrnet.io import read_solution, solution_dataset, write_solution
-from phycrnet.plots import (
+from phycrnet.io.solution import read_solution, solution_dataset, write_solution
+from phycrnet.analysis.plots import (
     animate,
     plot_comparison,
     plot_error_curves,

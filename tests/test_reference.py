@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import brentq
 
 from phycrnet.errors import OptionsError, PhycrnetError
-from phycrnet.reference import (
+from phycrnet.reference.solver import (
     SOLVER_NAME,
     NumpyRightHandSide,
     _Sampler,
@@ -27,7 +27,7 @@ from phycrnet.reference import (
     relative_l2,
     solve_reference,
 )
-from phycrnet.spec import load_spec
+from phycrnet.spec.problem import load_spec
 
 K = 0.02  # diffusivity: k*t_end = 0.01 keeps the explicit stepping cheap at refinement 4
 SIDES = ("left", "right", "bottom", "top")

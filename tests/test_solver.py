@@ -15,9 +15,9 @@ import torch
 
 import phycrnet
 from phycrnet.errors import DataError, DivergenceError, OptionsError
-from phycrnet.io import read_solution
-from phycrnet.solver import solve
-from phycrnet.spec import load_spec
+from phycrnet.io.solution import read_solution
+from phycrnet.methods.solve import solve
+from phycrnet.spec.problem import load_spec
 
 
 def read_log(path) -> list[dict[str, str]]:
@@ -315,8 +315,8 @@ def test_divergence_does_not_replace_an_existing_output(tmp_path, periodic_heat_
 def test_model_options_change_the_network_and_train(periodic_heat_spec, tiny_model, extra):
     """Decoder options build the layers they name and still produce finite frames of the
     grid's shape; a bad value is a one-line error naming the key."""
-    from phycrnet.model import PhyCRNet
-    from phycrnet.config import model_config
+    from phycrnet.models.crn import PhyCRNet
+    from phycrnet.methods.config import model_config
 
     config = model_config(None, {**tiny_model, **extra})
     network = PhyCRNet(1, (16, 16), (True, True), config)
@@ -329,8 +329,8 @@ def test_model_options_change_the_network_and_train(periodic_heat_spec, tiny_mod
 
 
 def test_automatic_decoder_width_gives_each_field_of_a_system_its_own_channels(tiny_model):
-    from phycrnet.config import model_config
-    from phycrnet.model import PhyCRNet
+    from phycrnet.methods.config import model_config
+    from phycrnet.models.crn import PhyCRNet
 
     config = model_config(None, tiny_model)  # 64 LSTM channels, upscale 8: one channel
     single = PhyCRNet(1, (16, 16), (True, True), config)
@@ -346,8 +346,8 @@ def test_automatic_decoder_width_gives_each_field_of_a_system_its_own_channels(t
 def test_physics_input_network_needs_and_uses_the_right_hand_side(tiny_model):
     """With ``physics_input`` the step depends on F(u) (so it fails loudly without it);
     without, F cannot reach the network."""
-    from phycrnet.config import model_config
-    from phycrnet.model import PhyCRNet
+    from phycrnet.methods.config import model_config
+    from phycrnet.models.crn import PhyCRNet
 
     u = torch.rand(1, 1, 16, 16)
     network = PhyCRNet(1, (16, 16), (True, True), model_config(None, tiny_model))
@@ -371,9 +371,9 @@ def test_network_sees_the_boundary_data_through_the_physics_input(tiny_model, ph
     """Two problems that differ only in a Neumann flux give the same network different first
     steps once its F channels carry weight: the boundary data reach the network through F
     (hard mode, ghost nodes). Without the physics input they cannot."""
-    from phycrnet.config import model_config, training_config
-    from phycrnet.spec import load_spec
-    from phycrnet.train import Trainer
+    from phycrnet.methods.config import model_config, training_config
+    from phycrnet.spec.problem import load_spec
+    from phycrnet.training.trainer import Trainer
 
     def first_step(flux: float) -> torch.Tensor:
         spec = {
@@ -393,7 +393,7 @@ def test_network_sees_the_boundary_data_through_the_physics_input(tiny_model, ph
 
 
 def test_negative_shuffle_channels_is_rejected(tiny_model):
-    from phycrnet.config import model_config
+    from phycrnet.methods.config import model_config
 
     with pytest.raises(OptionsError, match="shuffle_channels"):
         model_config(None, {**tiny_model, "shuffle_channels": -1})
@@ -416,7 +416,7 @@ def test_top_level_api_mirrors_the_cli(periodic_heat_spec, tiny_model):
 
 def test_output_records_the_physics_input_choices(periodic_heat_spec, tiny_model):
     """The attributes say which physics input the network was fed."""
-    from phycrnet.solver import solve
+    from phycrnet.methods.solve import solve
 
     heun = solve(periodic_heat_spec, iterations=2, threads=1, progress=False, model={**tiny_model, "physics_input": True})
     assert heun.attrs["physics_input"] == 1 and heun.attrs["physics_predictor"] == "heun"
@@ -430,7 +430,7 @@ def test_output_records_the_physics_input_choices(periodic_heat_spec, tiny_model
 
 @pytest.mark.parametrize("factor", [2, 3])
 def test_refined_problem_keeps_every_node_of_the_spec(periodic_heat_spec, mixed_bc_spec, factor):
-    from phycrnet.solver import refined
+    from phycrnet.methods.solve import refined
 
     for spec in (periodic_heat_spec, mixed_bc_spec):
         coarse = load_spec(spec)
@@ -511,16 +511,16 @@ def advected_spec(periodic_heat_spec: dict, nu: float) -> dict:
     ],
 )
 def test_automatic_refinement_follows_the_peclet_number_under_a_time_budget(periodic_heat_spec, nu, options, factor):
-    from phycrnet.config import training_config
-    from phycrnet.solver import training_refinement
+    from phycrnet.methods.config import training_config
+    from phycrnet.methods.solve import training_refinement
 
     problem = load_spec(advected_spec(periodic_heat_spec, nu))
     assert training_refinement(problem, training_config(problem.training, options)) == factor
 
 
 def test_automatic_refinement_keeps_file_initial_values_on_the_spec_grid(tmp_path, periodic_heat_spec):
-    from phycrnet.config import training_config
-    from phycrnet.solver import training_refinement
+    from phycrnet.methods.config import training_config
+    from phycrnet.methods.solve import training_refinement
 
     np.save(tmp_path / "u0.npy", load_spec(periodic_heat_spec).initial_values()[0])
     spec = dict(advected_spec(periodic_heat_spec, 0.01), initial={"u": {"file": str(tmp_path / "u0.npy")}})

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from phycrnet.errors import SpecError
-from phycrnet.spec import Problem, load_spec
+from phycrnet.spec.problem import Problem, load_spec
 
 BASE: dict[str, Any] = {
     "name": "advection_diffusion",

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from phycrnet.config import model_config, training_config
+from phycrnet.methods.config import model_config, training_config
 from phycrnet.errors import DataError, DivergenceError, OptionsError
-from phycrnet.physics import Physics, PhysicsOptions
-from phycrnet.spec import load_spec
-from phycrnet.train import Trainer
-from phycrnet.weighting import WEIGHTINGS
+from phycrnet.physics.residual import Physics, PhysicsOptions
+from phycrnet.spec.problem import load_spec
+from phycrnet.training.trainer import Trainer
+from phycrnet.losses.weighting import WEIGHTINGS
 
 ALL_SCHEMES = ("adaptive", "adaptive_detached", "fixed", "uncertainty", "lr_annealing", "relobralo", "softadapt")
 
@@ -426,7 +426,7 @@ def test_missing_or_corrupt_checkpoint_is_a_data_error(tmp_path, periodic_heat_s
 
 def test_log_is_written_while_training_after_a_few_seconds(tmp_path, periodic_heat_spec, tiny_model, monkeypatch):
     """A slow run's rows reach the CSV before the row-count threshold (so it can be followed)."""
-    import phycrnet.train as train_module
+    import phycrnet.training.trainer as train_module
 
     log = tmp_path / "log.csv"
     trainer = make_trainer(periodic_heat_spec, tiny_model, log_path=log, log_every=1)
@@ -609,7 +609,7 @@ def test_spectral_radius_estimate_matches_the_discrete_laplacian():
 def test_automatic_substeps_and_physics_input_follow_the_stiffness(periodic_heat_spec, tiny_model):
     """Sub-steps grow with dt * rho (here through the diffusivity) up to the cap; far beyond
     it the physics input is switched off (and one step per frame kept); given values win."""
-    from phycrnet.train import MAX_AUTO_SUBSTEPS, MAX_EXPLICIT_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
+    from phycrnet.training.trainer import MAX_AUTO_SUBSTEPS, MAX_EXPLICIT_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
 
     explicit_only = {**tiny_model, "implicit_diffusion": False}
 
@@ -660,7 +660,7 @@ def test_untrained_rollout_stays_bounded_with_a_long_time_step(periodic_heat_spe
     """The output layer starts smaller when the network step is longer than the paper's
     0.05, so an untrained rollout with dt = 5 stays of the initial value's size; at the
     unscaled initialisation the same rollout grows by orders of magnitude."""
-    import phycrnet.train as train_module
+    import phycrnet.training.trainer as train_module
 
     spec = {**periodic_heat_spec, "time": {"t_end": 100.0, "dt": 5.0}, "equations": {"u": "1e-4*laplace(u)"}}
 
@@ -679,7 +679,7 @@ def test_automatic_physics_input_is_off_where_the_grid_does_not_resolve_transpor
     """The cell Peclet number |a| h / D decides ``physics_input: auto`` for advection:
     here a = 1 (the maximum of u0), h = 1/16, so Pe = 1.25 at nu = 0.05 and 12.5 at 0.005,
     infinite without diffusion; an explicit setting still wins."""
-    from phycrnet.train import PECLET_LIMIT
+    from phycrnet.training.trainer import PECLET_LIMIT
 
     advected = {**periodic_heat_spec, "equations": {"u": f"{nu}*laplace(u) - d_dx(u**2/2)"}}
     trainer = make_trainer(advected, tiny_model)
@@ -809,7 +809,7 @@ def test_explicit_physics_init_damps_an_unstable_explicit_step(periodic_heat_spe
     """Where a full explicit sub-step would be unstable (dt * rho per sub-step above
     ``STIFF_STEP``) the gain on F shrinks so that gain * dt * rho stays below it, and the
     untrained rollout stays bounded."""
-    from phycrnet.train import STIFF_STEP
+    from phycrnet.training.trainer import STIFF_STEP
 
     stiff = {**periodic_heat_spec, "equations": {"u": "0.5*laplace(u)"}}
     model = {**tiny_model, "physics_input": True, "physics_init": "explicit", "implicit_diffusion": False, "predictor_steps": 1}
@@ -843,7 +843,7 @@ def test_automatic_predictor_steps_follow_a_classical_solver_on_a_bounded_grid(m
     damping one, and the untrained network is then exactly Heun's method with dt / 16 and
     the boundary values imposed after every step (here written out by hand, on a nonlinear
     problem with Dirichlet, Neumann and Robin sides)."""
-    from phycrnet.train import STIFF_STEP
+    from phycrnet.training.trainer import STIFF_STEP
 
     spec = {**mixed_bc_spec, "parameters": {"k": 0.12}, "equations": {"u": "k*laplace(u) - u**2"}, "initial": {"u": "x**2 + y**2 + 0.3*sin(3*x)*cos(2*y)"}}
     trainer = make_trainer(spec, tiny_model)
@@ -880,7 +880,7 @@ def test_stiff_periodic_diffusion_gets_the_implicit_physics_input(periodic_heat_
     follows the IMEX solution of this eigenmode, Heun's average of the two IMEX Euler
     stages (p = 1 / (1 + dt k 8 pi^2) per stage, so u0 * ((1 + p^2) / 2)^n). The IMEX
     splitting is only first order, so it takes the most automatic sub-steps."""
-    from phycrnet.train import MAX_AUTO_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
+    from phycrnet.training.trainer import MAX_AUTO_SUBSTEPS, PHYSICS_INPUT_LIMIT, STIFF_STEP
 
     stiff = {**periodic_heat_spec, "parameters": {"k": 5.0}}
     trainer = make_trainer(stiff, {**tiny_model, "physics_init": "explicit"})
@@ -903,7 +903,7 @@ def test_implicit_diffusion_stays_off_where_explicit_sub_steps_suffice(periodic_
     while ``MAX_EXPLICIT_SUBSTEPS`` sub-steps of ``MAX_PREDICTOR_STEPS`` predictor steps
     each keep the explicit predictor within its limit (here dt * rho = 24: eight sub-steps
     of two predictor steps, gain 1); ``true`` forces it where it applies."""
-    from phycrnet.train import MAX_EXPLICIT_SUBSTEPS
+    from phycrnet.training.trainer import MAX_EXPLICIT_SUBSTEPS
 
     mild = {**periodic_heat_spec, "parameters": {"k": 0.005}}  # dt * rho = 1.3
     assert not make_trainer(mild, tiny_model).implicit_diffusion

@@ -22,10 +22,10 @@ from phycrnet.errors import DataError, DivergenceError, PhycrnetError, SpecError
 
 #: Public name -> (module, attribute), resolved lazily by :func:`__getattr__`.
 _LAZY = {
-    "load_spec": ("phycrnet.spec", "load_spec"),
-    "solve": ("phycrnet.solver", "solve"),
-    "solve_reference": ("phycrnet.reference", "solve_reference"),
-    "evaluate": ("phycrnet.metrics", "evaluate"),
+    "load_spec": ("phycrnet.spec.problem", "load_spec"),
+    "solve": ("phycrnet.methods.solve", "solve"),
+    "solve_reference": ("phycrnet.reference.solver", "solve_reference"),
+    "evaluate": ("phycrnet.analysis.metrics", "evaluate"),
 }
 
 __all__ = ["__version__", "PhycrnetError", "SpecError", "DataError", "DivergenceError", *_LAZY]

@@ -47,8 +47,8 @@ def _say(text: str) -> None:
 @app.command()
 def cases() -> None:
     """List the built-in cases (name, fields, boundary conditions, grid)."""
-    from phycrnet import catalog
-    from phycrnet.spec import load_spec
+    from phycrnet.spec import catalog
+    from phycrnet.spec.problem import load_spec
 
     rows = []
     for name in catalog.list_cases():
@@ -74,7 +74,7 @@ def _boundary_summary(problem) -> str:
 @app.command()
 def show(case: str = typer.Argument(..., help="Catalog case name.")) -> None:
     """Print a catalog case as YAML (a starting point for your own spec)."""
-    from phycrnet import catalog
+    from phycrnet.spec import catalog
 
     try:
         typer.echo(catalog.case_text(case), nl=False)
@@ -95,9 +95,9 @@ def reference(
     time_limit: float = typer.Option(60.0, help="Seconds the automatic refinement may spend."),
 ) -> None:
     """Classical reference solution (py-pde on a refined grid) with a self-convergence estimate."""
-    from phycrnet.io import write_solution
-    from phycrnet.reference import solve_reference
-    from phycrnet.spec import load_spec
+    from phycrnet.io.solution import write_solution
+    from phycrnet.reference.solver import solve_reference
+    from phycrnet.spec.problem import load_spec
 
     problem = load_spec(spec)
     dataset = solve_reference(problem, refinement=refinement, richardson=richardson, tolerance=tolerance, time_limit=time_limit)
@@ -145,7 +145,7 @@ def solve(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train PhyCRNet on a problem and write its solution."""
-    from phycrnet.solver import solve as run
+    from phycrnet.methods.solve import solve as run
 
     dataset = run(
         spec,
@@ -205,7 +205,7 @@ def pinn(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the PINN baseline on a problem and write its solution."""
-    from phycrnet.pinn import pinn_solve
+    from phycrnet.methods.pinn import pinn_solve
 
     dataset = pinn_solve(
         spec,
@@ -234,8 +234,8 @@ def evaluate(
     ref: Path = typer.Argument(..., help="Reference netCDF."),
 ) -> None:
     """Print errors of PRED against REF as JSON."""
-    from phycrnet.io import read_solution
-    from phycrnet.metrics import evaluate as compute
+    from phycrnet.io.solution import read_solution
+    from phycrnet.analysis.metrics import evaluate as compute
 
     report = compute(read_solution(pred), read_solution(ref))
     typer.echo(json.dumps(report, indent=2))
@@ -253,7 +253,7 @@ def compare(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Reference vs PhyCRNet vs PINN at equal training budgets: table and figures."""
-    from phycrnet.compare import compare as run, format_table
+    from phycrnet.studies.compare import compare as run, format_table
 
     result = run(
         spec, time_budget=time_budget, out_dir=out_dir, reference=reference, seed=seed, device=device, threads=threads, progress=not quiet
@@ -275,8 +275,8 @@ def sample(
     off_grid: bool = typer.Option(False, "--off-grid", help="Uniform random points between the nodes (interpolated)."),
 ) -> None:
     """Draw sparse noisy observations from a solution."""
-    from phycrnet.io import read_solution
-    from phycrnet.observations import sample_observations, write_observations
+    from phycrnet.io.solution import read_solution
+    from phycrnet.io.observations import sample_observations, write_observations
 
     dataset = read_solution(file)
     names = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
@@ -294,8 +294,8 @@ def plot(
     animation: bool = typer.Option(True, help="Also write an animated GIF."),
 ) -> None:
     """Write PNG snapshots of every field and an animated GIF."""
-    from phycrnet.io import read_solution
-    from phycrnet.plots import animate, plot_snapshots
+    from phycrnet.io.solution import read_solution
+    from phycrnet.analysis.plots import animate, plot_snapshots
 
     dataset = read_solution(file)
     directory = out_dir or file.parent

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from phycrnet.errors import OptionsError, SpecError
-from phycrnet.model import ModelConfig
-from phycrnet.physics import PhysicsOptions
+from phycrnet.models.crn import ModelConfig
+from phycrnet.physics.residual import PhysicsOptions
 
 #: Iterations when neither an iteration count nor a time budget is given (the paper's).
 DEFAULT_ITERATIONS = 20_000

@@ -19,8 +19,8 @@ import numpy as np
 import xarray as xr
 
 from phycrnet.errors import DataError, OptionsError
-from phycrnet.io import fields_of, validate_solution
-from phycrnet.metrics import field_at
+from phycrnet.io.solution import fields_of, validate_solution
+from phycrnet.analysis.metrics import field_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

@@ -21,8 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from phycrnet.errors import SpecError
-from phycrnet.expressions import RESERVED_NAMES, evaluate, parse_expression
-from phycrnet.grid import SIDES, Axis, Grid
+from phycrnet.spec.expressions import RESERVED_NAMES, evaluate, parse_expression
+from phycrnet.spec.grid import SIDES, Axis, Grid
 
 #: Fewest nodes per axis: the fourth-order one-sided closures span six nodes.
 MIN_NODES = 6
@@ -241,7 +241,7 @@ def load_spec(source: Any, *, source_dir: Path | None = None) -> Problem:
             if not path.is_file():
                 raise SpecError(f"spec file {str(path)!r} not found")
             return compile_spec(_parse_yaml(path.read_text(), str(path)), source_dir=path.parent)
-        from phycrnet import catalog
+        from phycrnet.spec import catalog
 
         if str(source) in catalog.list_cases():
             return compile_spec(_parse_yaml(catalog.case_text(str(source)), str(source)))
@@ -292,7 +292,7 @@ def compile_spec(data: Mapping[str, Any], *, source_dir: Path | None = None) -> 
         n_steps=n_steps,
         source_dir=source_dir,
     )
-    from phycrnet.initial import initial_field
+    from phycrnet.spec.initial import initial_field
 
     problem.initial = {f: initial_field(problem, f, model.initial[f]) for f in fields}
     return problem

@@ -37,13 +37,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from phycrnet.config import TrainingConfig
+from phycrnet.methods.config import TrainingConfig
 from phycrnet.errors import DivergenceError, OptionsError
-from phycrnet.implicit import ImplicitDiffusion, constant_diffusivities
-from phycrnet.model import ModelConfig, PhyCRNet
-from phycrnet.physics import Physics
-from phycrnet.spec import Problem
-from phycrnet.weighting import make_weighting
+from phycrnet.discretisation.implicit import ImplicitDiffusion, constant_diffusivities
+from phycrnet.models.crn import ModelConfig, PhyCRNet
+from phycrnet.physics.residual import Physics
+from phycrnet.spec.problem import Problem
+from phycrnet.losses.weighting import make_weighting
 
 CHECKPOINT_VERSION = 1
 #: Target of ``dt * rho`` per network step for automatic sub-steps (the stability limit of

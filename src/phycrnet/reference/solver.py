@@ -56,14 +56,14 @@ import numpy as np
 import sympy
 
 from phycrnet.errors import OptionsError, PhycrnetError
-from phycrnet.expressions import OPERATORS, evaluate, operator_calls, parse_expression, substitute, to_pypde
-from phycrnet.grid import Axis, Grid
+from phycrnet.spec.expressions import OPERATORS, evaluate, operator_calls, parse_expression, substitute, to_pypde
+from phycrnet.spec.grid import Axis, Grid
 
 if TYPE_CHECKING:
     import pde
     import xarray as xr
 
-    from phycrnet.spec import BoundaryCondition, Problem
+    from phycrnet.spec.problem import BoundaryCondition, Problem
 
 __all__ = [
     "SOLVER_NAME",
@@ -262,7 +262,7 @@ def initial_state(problem: Problem, axes: tuple[RefinedAxis, RefinedAxis]) -> np
 
 
 def _initial_field(problem: Problem, name: str, axes: tuple[RefinedAxis, RefinedAxis]) -> np.ndarray:
-    from phycrnet.spec import FileInitialModel, RandomInitialModel
+    from phycrnet.spec.problem import FileInitialModel, RandomInitialModel
 
     raw = problem.model.initial[name]
     if isinstance(raw, (FileInitialModel, RandomInitialModel)):
@@ -1050,7 +1050,7 @@ def solve_reference(
         PhycrnetError: the solution became NaN or infinite, or the problem uses features the
             reference solver does not support (nested operators).
     """
-    from phycrnet.spec import load_spec
+    from phycrnet.spec.problem import load_spec
 
     problem = load_spec(problem)
     _validate_options(refinement, tolerance, time_limit, backend)
@@ -1122,7 +1122,7 @@ class _Run:
 
     def dataset(self, reason: str) -> xr.Dataset:
         """The result on the spec grid, with the attributes listed in :func:`solve_reference`."""
-        from phycrnet.io import solution_dataset
+        from phycrnet.io.solution import solution_dataset
 
         estimate = _estimate(self.levels, self.richardson)
         problem = self.problem

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from phycrnet.config import model_config, training_config
+from phycrnet.methods.config import model_config, training_config
 from phycrnet.errors import OptionsError, PhycrnetWarning
-from phycrnet.io import trained_solution, write_solution
-from phycrnet.spec import Problem, load_spec
-from phycrnet.train import Trainer, TrainingResult
+from phycrnet.io.solution import trained_solution, write_solution
+from phycrnet.spec.problem import Problem, load_spec
+from phycrnet.training.trainer import Trainer, TrainingResult
 
 
 def run_paths(out: Path | None, log: Path | None = None, checkpoint: Path | None = None) -> tuple[Path | None, Path | None]:
@@ -165,7 +165,7 @@ def spec_grid_peclet(problem: Problem, config: Any) -> float:
     (:meth:`Physics.cell_peclet_number`)."""
     import torch
 
-    from phycrnet.physics import Physics
+    from phycrnet.physics.residual import Physics
 
     physics = Physics(problem, config.physics_options(), dtype=torch.float64)
     parameters = problem.parameter_values()
@@ -212,7 +212,7 @@ def _data_loss(data: Any, problem: Problem, config, drop_outside_time: bool):
     """The data-misfit term for ``data`` (``None`` without observations)."""
     if data is None:
         return None
-    from phycrnet.observations import DataLoss, Observations, read_observations
+    from phycrnet.io.observations import DataLoss, Observations, read_observations
 
     if isinstance(data, Observations):
         observations = read_observations(data.to_frame(), problem, drop_outside_time=drop_outside_time)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from phycrnet.grid import SIDE_AXIS, Grid
+from phycrnet.spec.grid import SIDE_AXIS, Grid
 
 ACCURACIES = (2, 4)
 

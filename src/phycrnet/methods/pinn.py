@@ -43,13 +43,13 @@ import torch
 import xarray as xr
 
 from phycrnet.errors import DivergenceError, OptionsError
-from phycrnet.expressions import evaluate, operator_calls, parse_expression
-from phycrnet.grid import SIDE_AXIS, SIDE_SIGN, SIDES
-from phycrnet.io import trained_solution, write_solution
-from phycrnet.pinn_network import ACTIVATIONS, Embedding, Jet, PinnNetwork, autograd_jet, spline_basis
-from phycrnet.spec import BoundaryCondition, Problem, load_spec
-from phycrnet.train import Coefficients, _ProgressBar, configure_threads, schedule_factor, select_device
-from phycrnet.weighting import WEIGHTINGS, make_weighting
+from phycrnet.spec.expressions import evaluate, operator_calls, parse_expression
+from phycrnet.spec.grid import SIDE_AXIS, SIDE_SIGN, SIDES
+from phycrnet.io.solution import trained_solution, write_solution
+from phycrnet.models.pinn import ACTIVATIONS, Embedding, Jet, PinnNetwork, autograd_jet, spline_basis
+from phycrnet.spec.problem import BoundaryCondition, Problem, load_spec
+from phycrnet.training.trainer import Coefficients, _ProgressBar, configure_threads, schedule_factor, select_device
+from phycrnet.losses.weighting import WEIGHTINGS, make_weighting
 
 #: Iterations when neither an iteration count nor a time budget is given.
 DEFAULT_ITERATIONS = 20_000

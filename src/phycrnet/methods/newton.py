@@ -35,8 +35,8 @@ import scipy.sparse.linalg
 from torch.func import jacrev, jvp
 
 from phycrnet.errors import OptionsError, PhycrnetError
-from phycrnet.physics import Physics, PhysicsOptions
-from phycrnet.spec import Problem
+from phycrnet.physics.residual import Physics, PhysicsOptions
+from phycrnet.spec.problem import Problem
 
 
 def discrete_solution(

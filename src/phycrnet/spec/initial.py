@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from phycrnet.errors import SpecError
-from phycrnet.expressions import evaluate, parse_expression
+from phycrnet.spec.expressions import evaluate, parse_expression
 
 if TYPE_CHECKING:
-    from phycrnet.spec import Problem
+    from phycrnet.spec.problem import Problem
 
 
 def initial_field(problem: Problem, name: str, raw: Any) -> np.ndarray:
@@ -21,7 +21,7 @@ def initial_field(problem: Problem, name: str, raw: Any) -> np.ndarray:
     ``{file: path}`` entry (``.npy`` array or ``.nc`` solution file on the same grid) or a
     ``{random: {seed, scale, length, mean}}`` entry.
     """
-    from phycrnet.spec import FileInitialModel, RandomInitialModel
+    from phycrnet.spec.problem import FileInitialModel, RandomInitialModel
 
     where = f"initial.{name}"
     if isinstance(raw, RandomInitialModel):

@@ -22,10 +22,10 @@ import numpy as np
 import xarray as xr
 
 from phycrnet.errors import OptionsError
-from phycrnet.io import fields_of, read_solution, write_solution
-from phycrnet.metrics import evaluate
-from phycrnet.plots import plot_comparison, plot_error_curves
-from phycrnet.spec import Problem, load_spec
+from phycrnet.io.solution import fields_of, read_solution, write_solution
+from phycrnet.analysis.metrics import evaluate
+from phycrnet.analysis.plots import plot_comparison, plot_error_curves
+from phycrnet.spec.problem import Problem, load_spec
 
 __all__ = ["MethodResult", "Comparison", "compare", "format_table"]
 
@@ -86,9 +86,9 @@ def compare(
         seed, device, threads: passed to both trainers.
         phycrnet_options, pinn_options: extra options of either solver.
     """
-    from phycrnet.pinn import pinn_solve
-    from phycrnet.reference import solve_reference
-    from phycrnet.solver import solve
+    from phycrnet.methods.pinn import pinn_solve
+    from phycrnet.reference.solver import solve_reference
+    from phycrnet.methods.solve import solve
 
     if not time_budget or time_budget <= 0:
         raise OptionsError(f"--time-budget: {time_budget} must be a positive number of seconds")

@@ -23,7 +23,7 @@ import xarray as xr
 from scipy.interpolate import RegularGridInterpolator
 
 from phycrnet.errors import DataError
-from phycrnet.io import fields_of, periodic_of, validate_solution
+from phycrnet.io.solution import fields_of, periodic_of, validate_solution
 
 __all__ = [
     "rel_l2",

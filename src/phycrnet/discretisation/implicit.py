@@ -39,9 +39,9 @@ from collections.abc import Mapping
 import sympy
 import torch
 
-from phycrnet.expressions import substitute, transport_coefficients
-from phycrnet.operators import Derivatives
-from phycrnet.spec import Problem
+from phycrnet.spec.expressions import substitute, transport_coefficients
+from phycrnet.discretisation.operators import Derivatives
+from phycrnet.spec.problem import Problem
 
 
 def constant_diffusivities(problem: Problem, values: Mapping[str, float]) -> dict[str, tuple[float, float]]:

@@ -54,8 +54,8 @@ import torch
 import xarray as xr
 
 from phycrnet.errors import DataError, OptionsError
-from phycrnet.io import fields_of, periodic_of
-from phycrnet.spec import Problem
+from phycrnet.io.solution import fields_of, periodic_of
+from phycrnet.spec.problem import Problem
 
 __all__ = [
     "Observations",
@@ -169,7 +169,7 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _read_paper_wide(path: Path) -> pd.DataFrame:
-    from phycrnet.paper_data import read_paper_long
+    from phycrnet.io.paper_data import read_paper_long
 
     try:
         return read_paper_long(path)

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from phycrnet.grid import SIDE_AXIS, SIDES, Grid
-from phycrnet.operators import Derivatives
-from phycrnet.spec import BoundaryCondition, Problem
+from phycrnet.spec.grid import SIDE_AXIS, SIDES, Grid
+from phycrnet.discretisation.operators import Derivatives
+from phycrnet.spec.problem import BoundaryCondition, Problem
 
 #: Sides at the low end of their axis.
 LOW_SIDES = ("left", "bottom")

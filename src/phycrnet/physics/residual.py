@@ -37,12 +37,12 @@ from typing import Any
 import sympy
 import torch
 
-from phycrnet.boundary import GhostPadding, apply_dirichlet, boundary_data, boundary_residual, field_sides
+from phycrnet.discretisation.boundary import GhostPadding, apply_dirichlet, boundary_data, boundary_residual, field_sides
 from phycrnet.errors import OptionsError
-from phycrnet.expressions import evaluate, transport_coefficients
+from phycrnet.spec.expressions import evaluate, transport_coefficients
 
-from phycrnet.operators import Derivatives
-from phycrnet.spec import Problem
+from phycrnet.discretisation.operators import Derivatives
+from phycrnet.spec.problem import Problem
 
 TIME_SCHEMES = ("crank_nicolson", "bdf2", "central", "backward_euler", "adams_moulton")
 DERIVATIVE_SCHEMES = ("auto", "fd2", "fd4", "spectral")

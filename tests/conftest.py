@@ -111,3 +111,38 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+class CrnRunner:
+    """A prepared PhyCRNet run (``run.task``, ``run.crn``) and its training engine
+    (``run.engine``), one torch thread, for tests that look inside training."""
+
+    def __init__(self, spec, model, *, log_path=None, checkpoint_path=None, extra_losses=None, **options) -> None:
+        from phycrnet.methods.solve import prepare
+        from phycrnet.training.engine import Engine
+
+        self.crn = prepare(spec, model=model, extra_losses=extra_losses, **{"threads": 1, **options})
+        self.task = self.crn.task
+        self.resolved = self.crn.resolved
+        self.engine = Engine(self.task, self.crn.options.training, log_path=log_path, checkpoint_path=checkpoint_path)
+
+    def steps(self, n: int) -> list:
+        """``n`` Adam iterations exactly as training runs them: their (terms, total)."""
+        return [self.engine._adam_iteration() for _ in range(n)]
+
+    def current_loss(self) -> float:
+        """Unweighted sum of the loss terms of the current state (full window)."""
+        with torch.no_grad():
+            terms = self.task.losses(None, "final")
+        return float(sum(float(v) for v in terms.values()))
+
+    def train(self):
+        """Train to the end: the result and the frames ``(T, C, ny, nx)`` of its state."""
+        result = self.engine.train()
+        return result, self.task.frames().double().numpy()
+
+
+@pytest.fixture
+def crn_run():
+    """``crn_run(spec, model, **options)``: a :class:`CrnRunner`."""
+    return CrnRunner

@@ -4,7 +4,9 @@ The Python API mirrors the command line::
 
     import phycrnet
     problem = phycrnet.load_spec("allen_cahn_periodic")
-    ds = phycrnet.solve(problem, time_budget=60)          # phycrnet solve
+    baseline = phycrnet.classical(problem)                 # phycrnet classical
+    ds = phycrnet.solve(problem, time_budget=60)           # phycrnet solve
+    pinn = phycrnet.pinn(problem, time_budget=60)          # phycrnet pinn
     ref = phycrnet.solve_reference(problem)                # phycrnet reference
     report = phycrnet.evaluate(ds, ref)                    # phycrnet evaluate
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from phycrnet._version import __version__
 
 from phycrnet.errors import DataError, DivergenceError, PhycrnetError, SpecError  # noqa: E402
 
@@ -24,8 +26,11 @@ from phycrnet.errors import DataError, DivergenceError, PhycrnetError, SpecError
 _LAZY = {
     "load_spec": ("phycrnet.spec.problem", "load_spec"),
     "solve": ("phycrnet.methods.solve", "solve"),
+    "classical": ("phycrnet.methods.classical", "classical"),
+    "pinn": ("phycrnet.methods.pinn", "pinn_solve"),
     "solve_reference": ("phycrnet.reference.solver", "solve_reference"),
     "evaluate": ("phycrnet.analysis.metrics", "evaluate"),
+    "compare": ("phycrnet.studies.compare", "compare"),
 }
 
 __all__ = ["__version__", "PhycrnetError", "SpecError", "DataError", "DivergenceError", *_LAZY]

@@ -1,56 +1,25 @@
-"""Sparse, noisy observations: reading, validating, sampling, and the data-misfit loss.
+"""Sparse, noisy observations: reading, validating, writing and sampling them.
 
-File format (DESIGN.md, "Observations"): a CSV with the header ``t,x,y,<field>[,<field>...]``
-(any order; at least one field of the problem), one observation per row. Points need not lie
-on the grid: predictions are interpolated to them with tensor-product cubic Lagrange
-polynomials (four nodes per axis in t, y and x; wrapped on periodic axes), which is exact at
-the nodes and fourth-order accurate between them.
+File format (docs/design.md, "Observations"): a CSV with the header
+``t,x,y,<field>[,<field>...]`` (any order; at least one field of the problem), one
+observation per row. Points need not lie on the grid: predictions are interpolated to them
+with tensor-product cubic Lagrange polynomials (four nodes per axis in t, y and x; wrapped
+on periodic axes), which is exact at the nodes and fourth-order accurate between them
+(:func:`interpolation_stencil`; the loss is :mod:`phycrnet.losses.data`).
 
 The paper's data files are accepted too: long tables ``X,Y,T,U[,V]`` (headers are matched
 without regard to case) and wide COMSOL tables ``X,Y,u (1) @ t=...`` (converted with
-:mod:`phycrnet.paper_data`).
-
-The data loss of field ``f`` is ``data_f = mean((u_f(t_i, x_i, y_i) - d_i)^2) / var(d)``:
-the misfit relative to the spread of the observed values, so it is dimensionless and of
-the same size for any field scale. Its weight is the training option ``data_weight``
-(default 1). It holds at first and then decays geometrically to ``data_weight *
-data_final_ratio`` (default 0.01) at the end of training: the data fix the large scales
-early, and the physics has the last word over the noise (Allen-Cahn with 5 % of the points
-and 5 % noise, 1000 Adam iterations: solution rel L2 1.8e-3 with the decay against 8.4e-3
-at a constant weight after 800).
-
-The decay starts halfway through a run whose coefficients are all known. When a coefficient
-is learned, the data are what pins it down: they keep their full weight while it is learned,
-over the first ``identification_share`` of the run; then the coefficient is fixed
-(:meth:`phycrnet.train.Trainer.coefficients_frozen`) and the weight decays over the rest.
-The default share is 1: learned to the end at a constant data weight. Measured (RESULTS.md,
-sections ``observations_burgers_nu_resolved``, ``observations_ac_defaults`` and
-``observations_ac_identify_then_polish``; 5 % of the points with 5 % noise unless stated):
-
-* Burgers (burgers_phycrnet on 32², nu learned from 0.01, 2000 iterations): share 1, nu
-  2.2 % off, solution rel L2 1.1e-2; share 0.75, 4.4 % and 2.8e-2. Ad hoc (600 s), with the
-  coefficient still learned while the weight decayed from halfway on (the first design):
-  7.6 % off when the decay began, 21 % at the end, solution 6.2e-2.
-* Allen-Cahn (eps learned, 1000 iterations): eps 0.49 % off with share 1 and 0.94 % with
-  share 0.75; but at a constant weight the noise leaks into the solution (rel L2 8.0e-3
-  against 3.2e-3 with share 0.75; from 1 % of the points, 1.3e-2 against 4.5e-3).
-
-So a share below 1 helps the solution where the network solves the physics well by itself
-(Allen-Cahn), and hurts both the coefficient and the solution where the data carry it
-(Burgers on a coarse grid).
+:mod:`phycrnet.io.paper_data`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from phycrnet.errors import DataError, OptionsError
@@ -64,7 +33,6 @@ __all__ = [
     "sample_observations",
     "lagrange_stencil",
     "interpolation_stencil",
-    "DataLoss",
 ]
 
 #: Number of nodes per axis in the interpolation stencil (cubic polynomials).
@@ -309,7 +277,7 @@ def _off_grid_values(solution: xr.Dataset, arrays: dict[str, np.ndarray], count:
     py = _uniform_on_axis(y, periodic_y, count, rng)
     px = _uniform_on_axis(x, periodic_x, count, rng)
     index, weight = interpolation_stencil(
-        (pt, py, px), (_UniformAxis.of(t, False), _UniformAxis.of(y, periodic_y), _UniformAxis.of(x, periodic_x))
+        (pt, py, px), (UniformAxis.of(t, False), UniformAxis.of(y, periodic_y), UniformAxis.of(x, periodic_x))
     )
     return pt, py, px, {f: (a.reshape(-1)[index] * weight).sum(axis=1) for f, a in arrays.items()}
 
@@ -324,7 +292,7 @@ def _uniform_on_axis(nodes: np.ndarray, periodic: bool, count: int, rng: np.rand
 
 
 @dataclass(frozen=True)
-class _UniformAxis:
+class UniformAxis:
     """Uniform nodes ``start + i*step`` for ``i < n``; periodic axes have period ``n*step``."""
 
     start: float
@@ -333,7 +301,7 @@ class _UniformAxis:
     periodic: bool
 
     @classmethod
-    def of(cls, nodes: np.ndarray, periodic: bool) -> _UniformAxis:
+    def of(cls, nodes: np.ndarray, periodic: bool) -> UniformAxis:
         step = float(nodes[1] - nodes[0]) if nodes.size > 1 else 1.0
         return cls(float(nodes[0]), step, int(nodes.size), periodic)
 
@@ -372,7 +340,7 @@ def lagrange_stencil(
 
 
 def interpolation_stencil(
-    points: Sequence[np.ndarray], axes: Sequence[_UniformAxis]
+    points: Sequence[np.ndarray], axes: Sequence[UniformAxis]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices ``(N, K)`` and weights into a C-ordered array over ``axes`` (tensor product)."""
     index = np.zeros((points[0].size, 1), dtype=np.int64)
@@ -382,113 +350,3 @@ def interpolation_stencil(
         index = (index[:, :, None] * axis.n + i[:, None, :]).reshape(index.shape[0], -1)
         weight = (weight[:, :, None] * w[:, None, :]).reshape(weight.shape[0], -1)
     return index, weight
-
-
-# --------------------------------------------------------------------------- the loss
-
-
-class DataLoss:
-    """The misfit of predicted frames to observations, as loss terms ``data_<field>``.
-
-    Callable as the trainer's ``extra_losses(frames, t, parameters)``: ``frames`` is
-    ``(T, C, ny, nx)`` at the uniform times ``t``; observations later than ``t[-1]`` (a
-    time-marching window) are left out until the window reaches them.
-    """
-
-    def __init__(
-        self,
-        observations: Observations,
-        problem: Problem,
-        *,
-        weight: float = 1.0,
-        final_ratio: float = 1.0,
-        decay_start: float = 0.5,
-        progress: Callable[[], float] | None = None,
-    ) -> None:
-        if weight <= 0:
-            raise OptionsError(f"data weight: {weight} must be positive")
-        if not 0 < final_ratio <= 1:
-            raise OptionsError(f"data_final_ratio: {final_ratio} must be in (0, 1]")
-        self.observations = observations
-        self.problem = problem
-        self.weight = weight
-        self.final_ratio = final_ratio
-        self.decay_start = decay_start
-        self.progress = progress
-        self.channels = {f: problem.fields.index(f) for f in observations.fields}
-        self.scales = {f: _scale(v) for f, v in observations.values.items()}
-        self._cache: dict[tuple[int, float, str, torch.dtype], tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]] = {}
-
-    def __call__(self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
-        if t.numel() < 2:
-            return {}
-        index, weight, keep, targets = self._stencil(t, frames.device, frames.dtype)
-        terms = {}
-        for field, channel in self.channels.items():
-            if keep.numel() == 0:
-                terms[f"data_{field}"] = frames.new_zeros(())
-                continue
-            values = frames[:, channel].reshape(-1)
-            predicted = (values[index] * weight).sum(dim=1)
-            misfit = (predicted - targets[field]).pow(2).mean() / self.scales[field]
-            terms[f"data_{field}"] = self.current_weight() * misfit
-        return terms
-
-    @staticmethod
-    def decay_start_for(problem: Problem, identification_share: float) -> float:
-        """Progress at which the weight starts to decay: halfway, or, with a learned
-        coefficient, when its identification ends (``identification_share``)."""
-        return identification_share if any(p.learn for p in problem.parameters.values()) else 0.5
-
-    def current_weight(self) -> float:
-        """``weight`` until ``decay_start`` (a fraction of the run), then geometric decay to
-        ``weight * final_ratio`` at the end: the data fix the coefficients and the large
-        scales early, and the physics has the last word over the noise."""
-        if self.final_ratio == 1.0 or self.progress is None or self.decay_start >= 1.0:
-            return self.weight
-        p = min(max(self.progress(), 0.0), 1.0)
-        return self.weight * self.final_ratio ** max(0.0, (p - self.decay_start) / (1.0 - self.decay_start))
-
-    def predict(self, frames: np.ndarray, times: np.ndarray) -> dict[str, np.ndarray]:
-        """Interpolated values of gridded ``frames (T, C, ny, nx)`` at the observation points."""
-        with torch.no_grad():
-            tensor = torch.as_tensor(frames, dtype=torch.float64)
-            index, weight, keep, _ = self._stencil(torch.as_tensor(times, dtype=torch.float64), tensor.device, tensor.dtype)
-            out = {}
-            for field, channel in self.channels.items():
-                values = np.full(len(self.observations), np.nan)
-                values[keep.numpy()] = (tensor[:, channel].reshape(-1)[index] * weight).sum(dim=1).numpy()
-                out[field] = values
-            return out
-
-    def _stencil(self, t: torch.Tensor, device: torch.device, dtype: torch.dtype):
-        step = float(t[1] - t[0])
-        key = (int(t.numel()), round(step, 15), str(device), dtype)
-        if key not in self._cache:
-            obs = self.observations
-            t_last = float(t[0]) + step * (t.numel() - 1)
-            keep = np.flatnonzero(obs.t <= t_last * (1 + 1e-9) + 1e-12)
-            grid = self.problem.grid
-            axes = (
-                _UniformAxis(float(t[0]), step, int(t.numel()), False),
-                _UniformAxis.of(grid.y.points, grid.y.periodic),
-                _UniformAxis.of(grid.x.points, grid.x.periodic),
-            )
-            index, weight = interpolation_stencil((obs.t[keep], obs.y[keep], obs.x[keep]), axes)
-            targets = {f: torch.as_tensor(v[keep], dtype=dtype, device=device) for f, v in obs.values.items()}
-            self._cache[key] = (
-                torch.as_tensor(index, device=device),
-                torch.as_tensor(weight, dtype=dtype, device=device),
-                torch.as_tensor(keep),
-                targets,
-            )
-        return self._cache[key]
-
-
-def _scale(values: np.ndarray) -> float:
-    """Normalisation of a field's misfit: the variance of its observations (mean square if constant)."""
-    variance = float(np.var(values))
-    if variance > 0 and math.isfinite(variance):
-        return variance
-    mean_square = float(np.mean(values**2))
-    return mean_square if mean_square > 0 else 1.0

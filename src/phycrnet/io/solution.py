@@ -21,7 +21,6 @@ JSON text (read them back with :func:`decode_json_attr`), booleans as 0/1, and
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
 import os
 import uuid
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from phycrnet._version import __version__
 from phycrnet.errors import DataError
 
 __all__ = [
@@ -57,19 +57,8 @@ _ENGINES: tuple[str, ...] = ("netcdf4", "h5netcdf", "scipy")
 
 
 def package_version() -> str:
-    """Return the installed phycrnet version, or ``"unknown"`` if it cannot be found."""
-    try:
-        import phycrnet
-
-        version = getattr(phycrnet, "__version__", None)
-        if isinstance(version, str) and version:
-            return version
-    except ImportError:  # pragma: no cover - the package imports itself
-        pass
-    try:
-        return importlib.metadata.version("phycrnet")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The phycrnet version that writes the file."""
+    return __version__
 
 
 def _json_default(value: Any) -> Any:

@@ -1,7 +1,8 @@
 """Loss-weighting schemes: named loss terms in, one scalar out.
 
 Every scheme has the same interface (:class:`Weighting`): ``combine(losses)`` takes the
-loss terms by name (scalar tensors) and returns the total loss to minimise;
+loss terms by name (scalar tensors, or one value per member of a batch) and returns the
+total loss to minimise;
 ``weights`` holds the effective weights of the last call (for logging). Schemes that need
 gradients per term receive a callable through :meth:`Weighting.attach`. Schemes are looked up
 by name in :data:`WEIGHTINGS`:
@@ -66,7 +67,7 @@ class Weighting(nn.Module):
         raise NotImplementedError
 
     def _weighted(self, losses: Losses, weights: Mapping[str, float | torch.Tensor]) -> torch.Tensor:
-        self.weights = {k: float(w.detach()) if isinstance(w, torch.Tensor) else float(w) for k, w in weights.items()}
+        self.weights = _logged(weights)
         return sum(weights[k] * v for k, v in losses.items())
 
 
@@ -124,7 +125,7 @@ class Uncertainty(Weighting):
             s = self.log_variances[name]
             weights[name] = 0.5 * torch.exp(-s)
             total = total + weights[name] * value + 0.5 * s
-        self.weights = {k: float(w.detach()) if isinstance(w, torch.Tensor) else float(w) for k, w in weights.items()}
+        self.weights = _logged(weights)
         return total
 
 
@@ -212,6 +213,11 @@ class SoftAdapt(Weighting):
             weights = {k: 1.0 for k in names}
         self.previous = current
         return self._weighted(losses, weights)
+
+
+def _logged(weights: Mapping[str, float | torch.Tensor]) -> dict[str, float]:
+    """The weights as floats (a batch's member mean where a weight is per member)."""
+    return {k: float(w.detach().mean()) if isinstance(w, torch.Tensor) else float(w) for k, w in weights.items()}
 
 
 WEIGHTINGS: dict[str, type[Weighting]] = {

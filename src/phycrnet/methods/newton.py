@@ -4,10 +4,11 @@ PhyCRNet minimises a discretised residual (finite-difference or spectral stencil
 a time-stepping scheme in time, boundary conditions soft or hard). However well it is
 trained, its error against a converged reference cannot fall below the error of the exact
 solution of those discrete equations. :func:`discrete_solution` computes that solution
-step by step with Gauss-Newton iterations (Jacobians by automatic differentiation), so
-benchmarks can report the floor each discretisation sets.
+step by step with Newton iterations (derivatives by automatic differentiation): it is the
+implicit classical solver of ``phycrnet classical`` and the floor of every benchmark.
 
-Two ways to the Newton step:
+Three ways to the Newton step (``jacobian="auto"`` picks the first that applies of
+sparse, Krylov, dense):
 
 * dense: the full Jacobian by reverse-mode differentiation and a least-squares solve; any
   residual (soft boundary terms make the system rectangular, spectral derivatives couple
@@ -22,6 +23,12 @@ Two ways to the Newton step:
   The same 65 x 65 grid takes under a minute. The assembled Jacobian is checked against a
   forward-mode product in a random direction, so a stencil wider than the probes allow
   is caught, not silently mis-assembled.
+* Krylov: where the system is square (hard boundaries, or no bounded side) but the
+  Jacobian is not local (spectral derivatives couple whole rows and columns), GMRES on
+  forward-mode products, preconditioned by the implicit diffusion filter
+  (:mod:`phycrnet.discretisation.implicit`): ``(I - theta dt D Lap)^-1`` inverts the
+  stiff diffusion exactly (FFT on periodic axes, eigenvectors on bounded ones), leaving
+  GMRES the mild rest. Nothing of size nodes squared is ever formed.
 """
 
 from __future__ import annotations
@@ -29,14 +36,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 import scipy.sparse
 import scipy.sparse.linalg
+import torch
 from torch.func import jacrev, jvp
 
+from phycrnet.discretisation.implicit import ImplicitDiffusion
+from phycrnet.discretisation.time_schemes import time_scheme
 from phycrnet.errors import OptionsError, PhycrnetError
-from phycrnet.physics.residual import Physics, PhysicsOptions
+from phycrnet.options import PhysicsOptions
+from phycrnet.physics import Physics
 from phycrnet.spec.problem import Problem
+
+#: The ways to a Newton step.
+JACOBIANS = ("auto", "dense", "sparse", "krylov")
 
 
 def discrete_solution(
@@ -56,33 +69,48 @@ def discrete_solution(
         substeps: internal steps per output frame.
         max_iterations: Gauss-Newton iterations per step.
         tolerance: stop when the residual's root mean square falls below this.
-        jacobian: ``"dense"``, ``"sparse"`` or ``"auto"`` (sparse where it applies, see the
-            module).
+        jacobian: ``"dense"``, ``"sparse"``, ``"krylov"`` or ``"auto"`` (see the module).
     """
     options = options or PhysicsOptions()
-    if options.time_scheme == "central":
-        raise OptionsError("discrete_solution: the central scheme is not a one-step scheme")
+    scheme = time_scheme(options.time_scheme)
+    if not scheme.one_step:
+        raise OptionsError(f"discrete_solution: the {options.time_scheme} scheme is not a one-step scheme (use crank_nicolson)")
     physics = Physics(problem, options, dtype=torch.float64)
-    sparse = _sparse_applies(physics, jacobian)
     parameters: dict[str, Any] = problem.parameter_values()
     dt = problem.dt / substeps
     u = torch.as_tensor(problem.initial_values(), dtype=torch.float64)
     u = physics.enforce(u.unsqueeze(0), torch.zeros(1, dtype=torch.float64), parameters)[0]
     history = [u]
-    newton = _SparseNewton(physics, tuple(u.shape)) if sparse else None
+    newton = _stepper(physics, tuple(u.shape), dt, jacobian)
     n_steps = problem.n_steps * substeps
-    past = {"bdf2": 2, "adams_moulton": 3}.get(options.time_scheme, 1)  # frames a step looks back on
     while len(history) <= n_steps:
         k = len(history) - 1
         # Adams-Moulton's first three steps are coupled (the first two use F up to frame 3).
         joint = 3 if options.time_scheme == "adams_moulton" and k == 0 and n_steps >= 3 else 1
-        window = history[-past:]
+        window = history[-scheme.past :]
         times = dt * torch.arange(k + 1 - len(window), k + 1 + joint, dtype=torch.float64)
         if newton is not None and joint == 1:
             history.append(newton.step(window, times, parameters, max_iterations, tolerance))
         else:
             history.extend(_solve_step(physics, window, times, parameters, max_iterations, tolerance, joint))
     return torch.stack(history[::substeps]).numpy()
+
+
+def _stepper(physics: Physics, shape: tuple[int, ...], dt: float, choice: str) -> _SparseNewton | _KrylovNewton | None:
+    """The Newton stepper ``choice`` names (``None``: dense Gauss-Newton)."""
+    if choice not in JACOBIANS:
+        raise OptionsError(f"jacobian: {choice!r} is not one of {', '.join(JACOBIANS)}")
+    local = physics.hard and not any(physics.problem.periodic) and physics.scheme != "spectral"
+    square = physics.hard or not any(physics.sides[f] for f in physics.problem.fields)
+    if choice == "sparse" and not local:
+        raise OptionsError("jacobian sparse: needs hard boundaries and no periodic axis")
+    if choice == "krylov" and not square:
+        raise OptionsError("jacobian krylov: needs hard boundaries (soft boundary terms make the system rectangular)")
+    if choice == "sparse" or (choice == "auto" and local):
+        return _SparseNewton(physics, shape)
+    if choice == "krylov" or (choice == "auto" and square):
+        return _KrylovNewton(physics, dt)
+    return None
 
 
 def _step_residual(physics: Physics, window: list[torch.Tensor], times: torch.Tensor, parameters, joint: int) -> Any:
@@ -130,15 +158,6 @@ def _solve_step(physics, window, times, parameters, max_iterations, tolerance, j
 #: most six nodes per axis). Each probe column is matched to the node within
 #: ``PROBE_PERIOD // 2`` of the equation's node.
 PROBE_PERIOD = 11
-
-
-def _sparse_applies(physics: Physics, choice: str) -> bool:
-    if choice not in ("auto", "dense", "sparse"):
-        raise OptionsError(f"jacobian: {choice!r} is not one of auto, dense, sparse")
-    local = physics.hard and not any(physics.problem.periodic)
-    if choice == "sparse" and not local:
-        raise OptionsError("jacobian sparse: needs hard boundaries and no periodic axis")
-    return local and choice != "dense"
 
 
 def _equation_nodes(physics: Physics, shape: tuple[int, ...]) -> np.ndarray:
@@ -208,3 +227,84 @@ class _SparseNewton:
         if not torch.isfinite(guess).all():
             raise PhycrnetError("discrete_solution: Newton diverged")
         return guess.view(self.shape)
+
+
+class _KrylovNewton:
+    """Newton steps whose linear systems GMRES solves, preconditioned by the implicit
+    diffusion filter (module docstring). The residual is node-ordered and scaled so that
+    its Jacobian is ``I - theta dt dF/du`` at PDE nodes and the identity at Dirichlet nodes."""
+
+    def __init__(self, physics: Physics, dt: float) -> None:
+        self.physics = physics
+        scheme = time_scheme(physics.options.time_scheme)
+        self.scale = dt / scheme.lead
+        step = dt * scheme.implicit_weight / scheme.lead
+        cpu = torch.device("cpu")
+        self.filter = ImplicitDiffusion.for_problem(physics.problem, physics.derivatives, step, dtype=torch.float64, device=cpu) if step > 0 else None
+        self.iterations = 0  # GMRES iterations so far (diagnostics)
+
+    def _residual(self, window: list[torch.Tensor], times: torch.Tensor, parameters: dict[str, Any]) -> Any:
+        physics, mask = self.physics, self.physics.pde_mask
+        known = physics.rhs(torch.stack(window), times[: len(window)], parameters)  # F of the known frames, once
+
+        def residual(u: torch.Tensor) -> torch.Tensor:
+            frames = torch.cat([torch.stack(window), u.unsqueeze(0)])
+            pde = physics.pde_residual(frames, times, parameters, known_rhs=known)[-1] * self.scale
+            if not physics.hard:
+                return pde
+            held = u - physics.enforce(u.unsqueeze(0), times[-1:], parameters)[0]
+            return torch.where(mask, pde, held)
+
+        return residual
+
+    def step(self, window: list[torch.Tensor], times: torch.Tensor, parameters: dict[str, Any], max_iterations: int, tolerance: float) -> torch.Tensor:
+        """The next frame; stops at ``tolerance`` (RMS of the unscaled residual) or when the
+        update reaches rounding level."""
+        residual = self._residual(window, times, parameters)
+        u = window[-1].clone()
+        shape, size = u.shape, u.numel()
+        preconditioner = None
+        if self.filter is not None:
+            apply = self.filter
+            preconditioner = scipy.sparse.linalg.LinearOperator((size, size), dtype=np.float64, matvec=lambda v: apply(torch.as_tensor(v).view(shape)).reshape(-1).numpy())
+        for _ in range(max_iterations):
+            r = residual(u)
+            if float(r.pow(2).mean().sqrt()) < tolerance * self.scale:
+                break
+            jacobian = scipy.sparse.linalg.LinearOperator((size, size), dtype=np.float64, matvec=_difference_product(residual, u, r))
+            counter = _Counter()
+            atol = 0.01 * tolerance * self.scale * size**0.5
+            update, _ = scipy.sparse.linalg.gmres(jacobian, -r.reshape(-1).numpy(), rtol=1e-8, atol=atol, restart=60, maxiter=20, M=preconditioner, callback=counter, callback_type="pr_norm")
+            self.iterations += counter.count
+            u = u + torch.as_tensor(update).view(shape)
+            if float(np.abs(update).max()) < 1e-13 * (1.0 + float(u.abs().max())):
+                break  # at rounding level: the residual cannot fall further
+        if not torch.isfinite(u).all():
+            raise PhycrnetError("discrete_solution: Newton diverged")
+        return u
+
+
+def _difference_product(residual: Any, u: torch.Tensor, r: torch.Tensor) -> Any:
+    """``v -> J v`` by a one-sided difference of ``residual`` at ``u`` (where it is ``r``):
+    one residual evaluation per product, with a step of the square root of the rounding
+    error relative to ``u``'s size (forward-mode products through FFTs cost ten times more)."""
+    scale = 1.0 + float(u.abs().max())
+
+    def product(v: np.ndarray) -> np.ndarray:
+        norm = float(np.abs(v).max())
+        if norm == 0.0:
+            return np.zeros_like(v)
+        h = 1.5e-8 * scale / norm
+        return ((residual(u + h * torch.as_tensor(v).view(u.shape)) - r) / h).reshape(-1).numpy()
+
+    return product
+
+
+class _Counter:
+    """Counts GMRES iterations (its callback)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, _: Any) -> None:
+        self.count += 1

@@ -1,39 +1,29 @@
-"""A physics-informed neural network (PINN) baseline on the same compiled spec as PhyCRNet.
+"""The PINN baseline: a physics-informed MLP on the same compiled spec as PhyCRNet.
 
 ``pinn_solve(spec, ...)`` mirrors :func:`phycrnet.solve`: it trains a multilayer perceptron
-u(x, y, t) on the residual of the spec's equations at random collocation points and
-returns the solution on the spec's grid and frame times as an :class:`xarray.Dataset`
-(solver name ``"pinn"``, same format as every other solver).
+u(x, y, t) (:mod:`phycrnet.models.pinn`) on the residual of the spec's equations at random
+collocation points and returns the solution on the spec's grid and frame times, in the
+same output format as every other solver (``solver = "pinn"``). It trains on the same
+engine as PhyCRNet (:mod:`phycrnet.training`): the same schedules, L-BFGS finish,
+divergence policy, checkpoints and log, with its own base values for the learning rate
+and schedule (:data:`phycrnet.options.PINN_TRAINING`), so that a gap between the two
+methods is the method's, not the plumbing's.
 
-The method (see :class:`PinnConfig` for every option):
-
-* **Network** (:mod:`phycrnet.pinn_network`): tanh MLP on ``(x, y, t)``; periodic axes enter
-  through Fourier features, so periodicity holds exactly; derivatives are propagated
-  forward with the value (one pass) when every operator acts on a field, and taken by
-  automatic differentiation otherwise (for example ``laplace(u**2)``).
 * **Initial condition**: built in (``u = u0(x, y) + phi(t) N(x, y, t)`` with ``phi(0) = 0``)
-  or a loss term ``ic_<field>``. u0 off the grid is the spec's expression when it has one,
-  else a cubic spline of the grid values (periodic spline on periodic axes).
+  or a loss term ``ic_<field>``.
 * **Boundary conditions**: every non-periodic side of every field is a loss term
   ``bc_<field>_<side>`` on the residual ``a*u + b*du/dn - g(x, y, t)`` (``n`` outward).
 * **Loss terms** ``pde_<field>`` (mean squared residual of ``u_t - F``), combined by the
-  same weighting schemes as PhyCRNet (:mod:`phycrnet.weighting`); optional causal weighting
-  of the PDE residual over time bins (Wang, Sankaran, Perdikaris 2022).
-* **Optimisation**: Adam with a learning-rate schedule over the run's progress, fresh
-  collocation points every ``resample_every`` iterations, then optionally L-BFGS on a
-  fixed set of points for the last ``lbfgs_fraction`` of the budget.
+  same weighting schemes as PhyCRNet; optional causal weighting of the PDE residual over
+  time bins (Wang, Sankaran, Perdikaris 2022) in the Adam phase.
+* **Collocation**: fresh points every ``resample_every`` Adam iterations; the L-BFGS finish
+  works on one fixed set of ``lbfgs_interior`` points.
 """
 
 from __future__ import annotations
 
-import copy
-import csv
-import dataclasses
-import json
-import math
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +31,19 @@ import numpy as np
 import sympy
 import torch
 import xarray as xr
+from torch import nn
 
 from phycrnet.errors import DivergenceError, OptionsError
-from phycrnet.spec.expressions import evaluate, operator_calls, parse_expression
-from phycrnet.spec.grid import SIDE_AXIS, SIDE_SIGN, SIDES
 from phycrnet.io.solution import trained_solution, write_solution
-from phycrnet.models.pinn import ACTIVATIONS, Embedding, Jet, PinnNetwork, autograd_jet, spline_basis
+from phycrnet.methods.run import as_path, compute_setup, problem_key, start_engine
+from phycrnet.models.coefficients import Coefficients
+from phycrnet.models.pinn import FieldModel, Jet, Points
+from phycrnet.options import PinnOptions, PinnRunOptions, pinn_options
+from phycrnet.spec.expressions import evaluate, operator_calls
+from phycrnet.spec.grid import SIDE_AXIS, SIDE_SIGN, SIDES
 from phycrnet.spec.problem import BoundaryCondition, Problem, load_spec
-from phycrnet.training.trainer import Coefficients, _ProgressBar, configure_threads, schedule_factor, select_device
-from phycrnet.losses.weighting import WEIGHTINGS, make_weighting
-
-#: Iterations when neither an iteration count nor a time budget is given.
-DEFAULT_ITERATIONS = 20_000
-
-SCHEDULES = ("cosine", "exponential", "step", "constant")
-INITIAL_RAMPS = ("linear", "exp")
+from phycrnet.training.engine import Engine
+from phycrnet.training.task import TrainingResult
 
 #: Spatial derivatives each operator of the expression language needs.
 OPERATOR_DERIVATIVES: dict[str, tuple[str, ...]] = {
@@ -67,155 +55,7 @@ OPERATOR_DERIVATIVES: dict[str, tuple[str, ...]] = {
 }
 
 
-# --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class PinnConfig:
-    """Options of the PINN baseline (``pinn_solve(**options)``).
-
-    Sizes are counts of points per collocation set; times in seconds of training;
-    ``lr`` is Adam's initial learning rate.
-    """
-
-    hidden: tuple[int, ...] = (64, 64, 64)  #: widths of the hidden layers
-    activation: str = "tanh"  #: tanh or sin
-    harmonics: tuple[int, ...] = (1, 2)  #: Fourier wave numbers k on periodic axes (an int K means 1..K)
-    hard_initial: bool = True  #: build the initial condition into the network
-    initial_ramp: str = "linear"  #: phi(t): linear (t/t_end) or exp (1 - exp(-t/t_end))
-    n_interior: int = 4000  #: space-time collocation points for the PDE residual
-    n_boundary: int = 256  #: points per non-periodic side (over space and time)
-    n_initial: int = 1024  #: points at t = 0 (soft initial condition only)
-    resample_every: int = 100  #: Adam iterations between fresh collocation points (0: never)
-    lr: float = 2e-3
-    schedule: str = "exponential"  #: learning-rate decay over the Adam phase
-    final_lr_ratio: float = 0.05  #: lr at the end of Adam / lr (cosine, exponential)
-    lr_decay: float = 0.5  #: factor per step (step schedule)
-    decay_every: float = 0.25  #: fraction of the Adam phase between steps (step schedule)
-    lbfgs_fraction: float = 0.85  #: share of the budget (time or iterations) for L-BFGS
-    lbfgs_interior: int | None = None  #: interior points for the L-BFGS phase (None: n_interior)
-    lbfgs_history: int = 100
-    lbfgs_max_iter: int = 20  #: L-BFGS iterations between budget checks
-    causal: float = 0.0  #: causal weighting strength epsilon (0: off)
-    causal_bins: int = 20  #: time bins of the causal weighting
-    weighting: str = "fixed"  #: loss weighting scheme (phycrnet.weighting)
-    weighting_options: Mapping[str, Any] = field(default_factory=dict)
-    dtype: str = "float32"
-    threads: int | None = None  #: torch intra-op threads (None: all cores)
-    log_every: int = 50
-
-    def __post_init__(self) -> None:
-        harmonics = self.harmonics
-        if isinstance(harmonics, int) and not isinstance(harmonics, bool):
-            harmonics = tuple(range(1, harmonics + 1))
-        object.__setattr__(self, "harmonics", tuple(harmonics))
-        object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "weighting_options", dict(self.weighting_options))
-        for check in (self._check_choices, self._check_sizes, self._check_rates):
-            check()
-
-    def _check_choices(self) -> None:
-        for name, value, allowed in (
-            ("activation", self.activation, ACTIVATIONS),
-            ("initial_ramp", self.initial_ramp, INITIAL_RAMPS),
-            ("schedule", self.schedule, SCHEDULES),
-            ("weighting", self.weighting, tuple(WEIGHTINGS)),
-            ("dtype", self.dtype, ("float32", "float64")),
-        ):
-            if value not in allowed:
-                raise OptionsError(f"pinn.{name}: unknown value {value!r} (choose from {', '.join(allowed)})")
-
-    def _check_sizes(self) -> None:
-        if not self.hidden or any(not _positive_int(w) for w in self.hidden):
-            raise OptionsError(f"pinn.hidden: needs at least one positive layer width, got {list(self.hidden)}")
-        if not self.harmonics or any(not _positive_int(k) for k in self.harmonics):
-            raise OptionsError(f"pinn.harmonics: needs positive integer wave numbers, got {list(self.harmonics)}")
-        for name in ("n_interior", "n_boundary", "n_initial", "lbfgs_history", "lbfgs_max_iter", "causal_bins", "log_every"):
-            if not _positive_int(getattr(self, name)):
-                raise OptionsError(f"pinn.{name}: must be a positive integer, got {getattr(self, name)!r}")
-        if not (isinstance(self.resample_every, int) and self.resample_every >= 0):
-            raise OptionsError(f"pinn.resample_every: must be an integer >= 0, got {self.resample_every!r}")
-        if self.lbfgs_interior is not None and not _positive_int(self.lbfgs_interior):
-            raise OptionsError(f"pinn.lbfgs_interior: must be a positive integer, got {self.lbfgs_interior!r}")
-        if self.threads is not None and not _positive_int(self.threads):
-            raise OptionsError(f"pinn.threads: must be a positive integer, got {self.threads!r}")
-
-    def _check_rates(self) -> None:
-        for name, low, high in (("lr", 0, math.inf), ("final_lr_ratio", 0, 1), ("lr_decay", 0, 1), ("decay_every", 0, 1)):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and low < value <= high):
-                raise OptionsError(f"pinn.{name}: must be in ({low}, {high}], got {value!r}")
-        if not (isinstance(self.lbfgs_fraction, (int, float)) and 0 <= self.lbfgs_fraction < 1):
-            raise OptionsError(f"pinn.lbfgs_fraction: must be in [0, 1), got {self.lbfgs_fraction!r}")
-        if not (isinstance(self.causal, (int, float)) and self.causal >= 0):
-            raise OptionsError(f"pinn.causal: must be >= 0, got {self.causal!r}")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def pinn_config(options: Mapping[str, Any]) -> PinnConfig:
-    """A :class:`PinnConfig` from keyword options (``None`` values mean the default)."""
-    known = {f.name for f in dataclasses.fields(PinnConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise OptionsError(f"pinn: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    return PinnConfig(**{k: v for k, v in options.items() if v is not None})
-
-
-# --------------------------------------------------------------------------- initial values off the grid
-
-
-class InitialValues:
-    """u0(x, y) of every field at arbitrary points: ``(N,), (N,) -> (N, C)``, differentiable.
-
-    Expression initial values are evaluated directly; file and random ones are cubic
-    splines of their grid values.
-    """
-
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        self.parameters = problem.parameter_values()
-        names = set(problem.parameters) | {"x", "y", "t"}
-        self.expressions: dict[str, sympy.Expr] = {}
-        for name in problem.fields:
-            raw = problem.model.initial[name]
-            if isinstance(raw, (int, float, str)):
-                self.expressions[name] = parse_expression(raw, where=f"initial.{name}", names=names, allow_operators=False)
-        grid = problem.grid
-        self.basis_x = spline_basis(grid.x.points, grid.x.start, grid.x.length, grid.x.periodic)
-        self.basis_y = spline_basis(grid.y.points, grid.y.start, grid.y.length, grid.y.periodic)
-        self.values = torch.as_tensor(problem.initial_values(), dtype=torch.float64)  # (C, ny, nx)
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        columns = [self._field(c, name, x, y) for c, name in enumerate(self.problem.fields)]
-        return torch.stack(columns, dim=1)
-
-    def _field(self, c: int, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if name in self.expressions:
-            value = evaluate(self.expressions[name], {"x": x, "y": y, "t": 0.0, **self.parameters})
-            if not isinstance(value, torch.Tensor):
-                value = torch.full_like(x, float(value))
-            return value.expand_as(x)
-        grid_values = self.values[c].to(device=x.device, dtype=x.dtype)
-        return ((self.basis_y(y) @ grid_values) * self.basis_x(x)).sum(dim=-1)
-
-
 # --------------------------------------------------------------------------- collocation points
-
-
-@dataclass
-class Points:
-    """Collocation points, each coordinate ``(N,)``; ``cache`` holds per-set constants."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    t: torch.Tensor
-    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -230,7 +70,7 @@ class Collocation:
 class Sampler:
     """Draws uniformly random collocation points in the space-time domain."""
 
-    def __init__(self, problem: Problem, config: PinnConfig, *, dtype: torch.dtype, device: torch.device, seed: int) -> None:
+    def __init__(self, problem: Problem, config: PinnOptions, *, dtype: torch.dtype, device: torch.device, seed: int) -> None:
         self.grid = problem.grid
         self.t_end = problem.t_end
         self.config = config
@@ -263,61 +103,6 @@ class Sampler:
             x, y = self.grid.x, self.grid.y
             initial = Points(self._uniform(c.n_initial, x.start, x.end), self._uniform(c.n_initial, y.start, y.end), self._constant(c.n_initial, 0.0))
         return Collocation(self.interior(n_interior or c.n_interior), {s: self.side(s, c.n_boundary) for s in self.sides}, initial)
-
-
-# --------------------------------------------------------------------------- the solution ansatz
-
-
-class FieldModel(torch.nn.Module):
-    """The fields as functions of ``(x, y, t)``: the network, with the initial value built in.
-
-    Hard initial condition: ``u = u0(x, y) + phi(t) * N(x, y, t)`` with ``phi(0) = 0``;
-    soft: ``u = N``.
-    """
-
-    def __init__(self, problem: Problem, config: PinnConfig) -> None:
-        super().__init__()
-        grid = problem.grid
-        domain = ((grid.x.start, grid.x.end), (grid.y.start, grid.y.end))
-        embedding = Embedding(domain, problem.periodic, problem.t_end, config.harmonics)
-        self.network = PinnNetwork(embedding, config.hidden, len(problem.fields), config.activation)
-        self.hard = config.hard_initial
-        self.ramp = config.initial_ramp
-        self.t_end = problem.t_end
-        self.initial = InitialValues(problem)
-
-    def phi(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ramp ``phi(t)`` and ``phi'(t)``, each ``(N, 1)``."""
-        t = t.unsqueeze(-1)
-        if self.ramp == "exp":
-            decay = torch.exp(-t / self.t_end)
-            return 1.0 - decay, decay / self.t_end
-        return t / self.t_end, torch.full_like(t, 1.0 / self.t_end)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Field values ``(N, C)``, differentiable in the coordinates."""
-        out = self.network(x, y, t)
-        if not self.hard:
-            return out
-        return self.initial(x, y) + self.phi(t)[0] * out
-
-    def jet(self, points: Points, first: Sequence[str] = (), second: Sequence[str] = ()) -> Jet:
-        """Values and derivatives at ``points`` by forward propagation (see :class:`Jet`)."""
-        raw = self.network.jet(points.x, points.y, points.t, first, second)
-        if not self.hard:
-            return raw
-        key = ("u0", tuple(raw.first), tuple(raw.second))
-        if key not in points.cache:
-            spatial = [d for d in raw.first if d != "t"]
-            points.cache[key] = autograd_jet(lambda x, y, t: self.initial(x, y), points.x, points.y, points.t, spatial, raw.second)
-        u0 = points.cache[key]
-        phi, slope = self.phi(points.t)
-        jet = Jet(u0.value + phi * raw.value)
-        for d, value in raw.first.items():
-            jet.first[d] = slope * raw.value + phi * value if d == "t" else u0.first[d] + phi * value
-        for d, value in raw.second.items():
-            jet.second[d] = u0.second[d] + phi * value
-        return jet
 
 
 # --------------------------------------------------------------------------- residuals
@@ -458,259 +243,74 @@ def loss_terms(
     return terms
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- the task
 
 
-@dataclass
-class PinnResult:
-    """What a finished PINN run reports."""
+class PinnTask:
+    """The PINN of one problem as a training task (:class:`~phycrnet.training.task.Task`)."""
 
-    iterations: int
-    adam_iterations: int
-    seconds: float
-    loss_terms: dict[str, float]
-    parameters: dict[str, float] = field(default_factory=dict)
-    stopped_by: str = "iterations"
+    members = 1
 
-
-class PinnTrainer:
-    """Trains the PINN of one problem: Adam with resampling, then optionally L-BFGS.
-
-    Args:
-        problem: the compiled spec.
-        config: the PINN options.
-        iterations, time_budget: stop after this many iterations / seconds of training
-            (whichever comes first; neither: :data:`DEFAULT_ITERATIONS`).
-        seed: seeds the network's initial weights and the collocation points.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        log_path: CSV log (iteration, seconds, lr, loss, terms, weights).
-        progress: show a progress bar.
-    """
-
-    def __init__(
-        self,
-        problem: Problem,
-        config: PinnConfig,
-        *,
-        iterations: int | None = None,
-        time_budget: float | None = None,
-        seed: int = 0,
-        device: str | None = None,
-        log_path: Path | None = None,
-        progress: bool = False,
-    ) -> None:
-        if iterations is not None and (not isinstance(iterations, int) or iterations < 0):
-            raise OptionsError(f"iterations: must be a non-negative integer, got {iterations!r}")
-        if time_budget is not None and not time_budget > 0:
-            raise OptionsError(f"time_budget: must be positive, got {time_budget!r}")
-        self.problem, self.config = problem, config
-        self.cap = iterations if iterations is not None else (None if time_budget is not None else DEFAULT_ITERATIONS)
-        self.budget = time_budget
-        configure_threads(config.threads)
-        self.device = select_device(device or "auto")
-        self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
-        torch.manual_seed(seed)
-        self.model = FieldModel(problem, config).to(device=self.device, dtype=self.dtype)
-        self.coefficients = Coefficients(problem, self.dtype).to(self.device)
-        self.sampler = Sampler(problem, config, dtype=self.dtype, device=self.device, seed=seed)
-        self.weighting = make_weighting(config.weighting, **config.weighting_options).to(self.device)
-        self.weighting.attach(self._gradient_norms)
+    def __init__(self, problem: Problem, options: PinnRunOptions, *, device: torch.device, dtype: torch.dtype) -> None:
+        self.problem, self.options = problem, options
+        self.device, self.dtype = device, dtype
+        self.key = problem_key(problem, "pinn")
+        self.model = FieldModel(problem, options.pinn).to(device=device, dtype=dtype)
+        self.coefficients = Coefficients(problem, dtype).to(device)
+        self.sampler = Sampler(problem, options.pinn, dtype=dtype, device=device, seed=options.training.seed)
         self.batch = self.sampler.draw()
-        self._create_weighting_parameters()
-        self.optimizer = torch.optim.Adam(self._trainable(), lr=config.lr)
-        self.iteration = 0
-        self.adam_iterations = 0
         self.phase = "adam"
-        self.seconds = 0.0
-        self.current_lr = config.lr
-        self.last_terms: dict[str, float] = {}
-        self.log_path = log_path
-        self.progress = progress
-        self._log_rows: list[dict[str, Any]] = []
 
-    # -- pieces ----------------------------------------------------------------------------
-    def _trainable(self) -> list[torch.nn.Parameter]:
-        return [*self.model.parameters(), *self.coefficients.parameters(), *self.weighting.parameters()]
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model, "coefficients": self.coefficients}
 
-    def _create_weighting_parameters(self) -> None:
-        """Schemes with lazily created parameters (``uncertainty``) must have them before Adam."""
-        if hasattr(self.weighting, "log_variances"):
-            self.weighting.combine({k: v.detach() for k, v in self.losses(self.batch).items()}, 0)
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters()), "factor": 1.0}]
+        coefficients = list(self.coefficients.parameters())
+        if coefficients:
+            groups.append({"params": coefficients, "factor": self.options.training.coefficient_lr_factor, "coefficients": True})
+        return groups
 
-    def losses(self, batch: Collocation, *, causal: bool = True) -> dict[str, torch.Tensor]:
-        c = self.config
-        return loss_terms(
-            self.model, self.problem, batch, self.coefficients.values(), causal=c.causal if causal else 0.0, causal_bins=c.causal_bins
-        )
+    def trainable(self, *, coefficients: bool = True) -> list[nn.Parameter]:
+        return list(self.model.parameters()) + (list(self.coefficients.parameters()) if coefficients else [])
 
-    def _gradient_norms(self, losses) -> dict[str, tuple[float, float]]:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        norms = {}
-        for name, value in losses.items():
-            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-            flat = torch.cat([g.abs().flatten() for g in grads if g is not None])
-            norms[name] = (float(flat.max()), float(flat.mean()))
-        return norms
+    def network_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.parameters())
 
-    # -- schedule --------------------------------------------------------------------------
-    def adam_progress(self) -> float:
-        """Fraction of the Adam phase done (by iterations or by seconds, the larger)."""
-        share = 1.0 - self.config.lbfgs_fraction
-        fractions = [0.0]
-        if self.cap:
-            fractions.append(self.iteration / max(self.cap * share, 1e-12))
-        if self.budget:
-            fractions.append(self.seconds / (self.budget * share))
-        return min(1.0, max(fractions))
+    def windows(self, curriculum: tuple[int, ...] | None) -> list[int | None]:
+        if curriculum:
+            raise OptionsError("training.curriculum: the PINN trains on the whole time window at once")
+        return [None]
 
-    def progress_fraction(self) -> float:
-        """Fraction of the whole run done (for the progress bar)."""
-        fractions = [0.0]
-        if self.cap:
-            fractions.append(self.iteration / self.cap)
-        if self.budget:
-            fractions.append(self.seconds / self.budget)
-        return min(1.0, max(fractions))
-
-    def learning_rate(self, p: float) -> float:
-        c = self.config
-        factor = schedule_factor(c.schedule, p, lr_decay=c.lr_decay, decay_every=c.decay_every, final_lr_ratio=c.final_lr_ratio)
-        return c.lr * factor
-
-    def _adam_done(self) -> bool:
-        share = 1.0 - self.config.lbfgs_fraction
-        if self.cap is not None and self.iteration >= round(self.cap * share):
-            return True
-        return self.budget is not None and self.seconds >= self.budget * share
-
-    def _all_done(self) -> bool:
-        if self.cap is not None and self.iteration >= self.cap:
-            return True
-        return self.budget is not None and self.seconds >= self.budget
-
-    # -- the loop --------------------------------------------------------------------------
-    def train(self) -> PinnResult:
-        """Adam until its share of the budget, then L-BFGS until the end."""
-        bar = _ProgressBar(self.progress)
-        try:
-            while not self._adam_done():
-                start = time.perf_counter()
-                terms, total = self._adam_step()
-                self.seconds += time.perf_counter() - start
-                self.iteration += 1
-                self._record(terms, total)
-                bar.update(self, terms)
-            self.adam_iterations = self.iteration
-            if self.config.lbfgs_fraction > 0:
-                self._lbfgs(bar)
-        finally:
-            bar.close()
-            self._flush_log()
-        return self._result()
-
-    def _adam_step(self) -> tuple[dict[str, float], float]:
-        c = self.config
-        if c.resample_every and self.iteration > 0 and self.iteration % c.resample_every == 0:
+    def prepare(self, phase: str, iteration: int) -> None:
+        """Fresh points every ``resample_every`` Adam iterations; one fixed set for L-BFGS."""
+        every = self.options.pinn.resample_every
+        if phase == "adam" and every and iteration > 0 and iteration % every == 0:
             self.batch = self.sampler.draw()
-        self.current_lr = self.learning_rate(self.adam_progress())
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.current_lr
-        losses = self.losses(self.batch)
-        total = self.weighting.combine(losses, self.iteration)
-        terms = {k: float(v.detach()) for k, v in losses.items()}
-        if not _finite(terms, float(total.detach())):
-            raise DivergenceError(
-                f"PINN training diverged at iteration {self.iteration} (non-finite loss); no result was written — try a smaller --lr"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
-        return terms, float(total.detach())
+        elif phase == "lbfgs" and self.phase != "lbfgs":
+            self.batch = self.sampler.draw(self.options.pinn.lbfgs_interior)
+        self.phase = phase
 
-    def _lbfgs(self, bar: _ProgressBar) -> None:
-        """L-BFGS on a fixed collocation set with the weights frozen at their last values.
+    def losses(self, window: int | None, phase: str) -> dict[str, torch.Tensor]:
+        causal = self.options.training.causal if phase == "adam" else 0.0
+        bins = self.options.pinn.causal_bins
+        return loss_terms(self.model, self.problem, self.batch, self.coefficients.values(), causal=causal, causal_bins=bins)
 
-        Each outer step runs up to ``lbfgs_max_iter`` iterations (counted one by one); a step
-        that ends with a non-finite loss is undone and ends the phase.
-        """
-        c = self.config
-        self.phase = "lbfgs"
-        self.batch = self.sampler.draw(c.lbfgs_interior)
-        weights = dict(self.weighting.weights)
-        params = [*self.model.parameters(), *self.coefficients.parameters()]
-        optimizer = torch.optim.LBFGS(
-            params, lr=1.0, max_iter=c.lbfgs_max_iter, history_size=c.lbfgs_history,
-            tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe",
-        )  # fmt: skip
-        record: dict[str, Any] = {}
+    def standstill_loss(self) -> torch.Tensor:
+        """No standing-still reference: blow-ups are judged against the best loss alone."""
+        return torch.zeros(1, dtype=torch.float64)
 
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            losses = self.losses(self.batch, causal=False)
-            total = sum(weights.get(k, 1.0) * v for k, v in losses.items())
-            total.backward()
-            record["terms"] = {k: float(v.detach()) for k, v in losses.items()}
-            return total.detach()
+    def learned_parameters(self) -> dict[str, float]:
+        return self.coefficients.learned()
 
-        self.current_lr = 1.0
-        while not self._all_done():
-            saved = copy.deepcopy((self.model.state_dict(), self.coefficients.state_dict()))
-            before = _lbfgs_iterations(optimizer, params)
-            if self.cap is not None:
-                optimizer.param_groups[0]["max_iter"] = max(1, min(c.lbfgs_max_iter, self.cap - self.iteration))
-            start = time.perf_counter()
-            total = float(optimizer.step(closure))
-            done = _lbfgs_iterations(optimizer, params) - before
-            with torch.no_grad():  # the loss at the parameters the step ended on
-                terms = {k: float(v) for k, v in self.losses(self.batch, causal=False).items()}
-            self.seconds += time.perf_counter() - start
-            if not _finite(terms, total):
-                self.model.load_state_dict(saved[0])
-                self.coefficients.load_state_dict(saved[1])
-                break
-            self.iteration += max(done, 1)
-            self._record(terms, sum(weights.get(k, 1.0) * v for k, v in terms.items()))
-            bar.update(self, terms)
-            if done == 0:
-                break
+    def extra_state(self) -> dict[str, Any]:
+        return {"generator": self.sampler.generator.get_state(), "batch": self.batch, "phase": self.phase}
 
-    def _record(self, terms: dict[str, float], total: float) -> None:
-        self.last_terms = terms
-        # Every L-BFGS step is logged: each one spans up to lbfgs_max_iter iterations.
-        due = self.phase == "lbfgs" or self.iteration % self.config.log_every == 0 or self.iteration == 1
-        if self.log_path is not None and due:
-            row: dict[str, Any] = {"iteration": self.iteration, "seconds": round(self.seconds, 4), "lr": self.current_lr, "loss": total}
-            row.update(terms)
-            row.update({f"w_{k}": v for k, v in self.weighting.weights.items()})
-            row.update({f"param_{k}": v for k, v in self.coefficients.learned().items()})
-            self._log_rows.append(row)
-            if len(self._log_rows) >= 50:
-                self._flush_log()
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.sampler.generator.set_state(state["generator"])
+        self.batch = state["batch"]
+        self.phase = state["phase"]
 
-    def _flush_log(self) -> None:
-        if self.log_path is None or not self._log_rows:
-            return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not self.log_path.exists()
-        columns = list(self._log_rows[0])
-        if not new_file:
-            with open(self.log_path, newline="") as handle:
-                columns = next(csv.reader(handle), columns)
-        with open(self.log_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            if new_file:
-                writer.writeheader()
-            writer.writerows(self._log_rows)
-        self._log_rows = []
-
-    def _result(self) -> PinnResult:
-        terms = {k: float(v.detach()) for k, v in self.losses(self.batch, causal=False).items()}
-        if not _finite(terms, 0.0):
-            raise DivergenceError("PINN training ended with a non-finite loss; no result was written")
-        stopped = "time budget" if self.budget is not None and self.seconds >= self.budget else "iterations"
-        return PinnResult(self.iteration, self.adam_iterations, self.seconds, terms, self.coefficients.learned(), stopped)
-
-    # -- output ----------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, times: np.ndarray, chunk: int = 65536) -> np.ndarray:
         """The fields on the grid at ``times``: ``(T, C, ny, nx)`` float64."""
@@ -724,14 +324,6 @@ class PinnTrainer:
         return values.reshape(len(times), *grid.shape, -1).transpose(0, 3, 1, 2)
 
 
-def _lbfgs_iterations(optimizer: torch.optim.LBFGS, params: list[torch.nn.Parameter]) -> int:
-    return int(optimizer.state[params[0]].get("n_iter", 0)) if params[0] in optimizer.state else 0
-
-
-def _finite(terms: Mapping[str, float], total: float) -> bool:
-    return math.isfinite(total) and all(math.isfinite(v) for v in terms.values())
-
-
 # --------------------------------------------------------------------------- the API
 
 
@@ -741,49 +333,52 @@ def pinn_solve(
     out: str | Path | None = None,
     iterations: int | None = None,
     time_budget: float | None = None,
-    seed: int | None = 0,
+    seed: int | None = None,
     device: str | None = None,
+    resume: bool = False,
     progress: bool = False,
     log: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    callback: Callable[[Engine], Any] | None = None,
     **options: Any,
 ) -> xr.Dataset:
     """Train the PINN baseline on ``spec`` and return its solution on the spec's grid.
 
     Args:
         spec: catalog name, YAML path or text, dict, or :class:`~phycrnet.spec.Problem`.
-        out: netCDF file to write (atomically).
+        out: netCDF file to write (atomically); the log and checkpoint go beside it.
         iterations, time_budget: stop after this many iterations / seconds of training.
         seed: seeds the initial weights and the collocation points.
         device: ``auto`` (default), ``cpu``, ``cuda`` or ``cuda:N``.
+        resume: continue from the checkpoint.
         progress: show a progress bar.
-        log: CSV training log (iteration, seconds, lr, loss, each term and weight).
-        **options: :class:`PinnConfig` fields (``hidden``, ``harmonics``, ``lr``, ...).
+        log, checkpoint: override the default paths.
+        callback: ``callback(engine)`` after every Adam iteration and L-BFGS outer step.
+        **options: ``training`` and ``pinn`` options (``lr``, ``hidden``, ``harmonics``, ...),
+            over the spec's ``training:`` and ``pinn:`` sections.
 
     Returns:
-        Dataset with one variable per field, dims ``(t, y, x)``, at the frame times
-        ``0, dt, ..., t_end``; attributes as for every solver (``solver = "pinn"``).
-
-    Raises:
-        OptionsError: unknown or invalid options.
-        DivergenceError: the loss became non-finite during Adam.
+        Dataset with one variable per field, dims ``(t, y, x)``, at the frame times.
     """
     problem = load_spec(spec)
-    config = pinn_config(options)
-    log_path = Path(log) if log is not None else None
-    if log_path is not None and log_path.exists():
-        log_path.unlink()
-    trainer = PinnTrainer(
-        problem, config, iterations=iterations, time_budget=time_budget, seed=0 if seed is None else seed,
-        device=device, log_path=log_path, progress=progress,
-    )  # fmt: skip
-    result = trainer.train()
-    frames = trainer.predict(problem.times)
-    dataset = _dataset(problem, config, trainer, result, frames)
+    overrides = dict(options, iterations=iterations, time_budget=time_budget, seed=seed, device=device)
+    run = pinn_options(problem.option_sections(), overrides)
+    device_, dtype = compute_setup(run.training)
+    task = PinnTask(problem, run, device=device_, dtype=dtype)
+    engine = start_engine(task, run.training, out=as_path(out), log=as_path(log), checkpoint=as_path(checkpoint), resume=resume, progress=progress, callback=callback)
+    result = engine.train()
+    dataset = _dataset(problem, run, task, result, engine)
     if out is not None:
         write_solution(dataset, Path(out))
     return dataset
 
 
-def _dataset(problem: Problem, config: PinnConfig, trainer: PinnTrainer, result: PinnResult, frames: np.ndarray) -> xr.Dataset:
-    attrs = {"adam_iterations": result.adam_iterations, "pinn": config.to_json(), "device": str(trainer.device)}
-    return trained_solution(problem, frames, problem.times, solver="pinn", result=result, attrs=attrs)
+def _dataset(problem: Problem, run: PinnRunOptions, task: PinnTask, result: TrainingResult, engine: Engine) -> xr.Dataset:
+    attrs = {
+        "adam_iterations": engine.adam_iterations if engine.adam_iterations is not None else result.iterations,
+        "options": run.to_json(),
+        "device": str(task.device),
+        "recoveries": result.recoveries,
+        "lbfgs_stalls": result.lbfgs_stalls,
+    }
+    return trained_solution(problem, task.predict(problem.times), problem.times, solver="pinn", result=result, attrs=attrs)

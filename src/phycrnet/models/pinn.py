@@ -24,10 +24,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import sympy
 import torch
+from scipy.interpolate import CubicSpline
 from torch import nn
+
+from phycrnet.options import PinnOptions
+from phycrnet.spec.expressions import evaluate, parse_expression
+from phycrnet.spec.problem import Problem
 
 #: First- and second-derivative directions a jet may carry.
 FIRST = ("x", "y", "t")
@@ -283,8 +290,6 @@ def spline_basis(nodes: np.ndarray, start: float, length: float, periodic: bool)
     periodic spline on periodic axes, not-a-knot otherwise); the weights are twice
     differentiable in ``s`` under autograd.
     """
-    from scipy.interpolate import CubicSpline
-
     n = nodes.size
     if periodic:
         breaks = np.append(nodes, start + length)
@@ -306,3 +311,104 @@ def spline_basis(nodes: np.ndarray, start: float, length: float, periodic: bool)
         return ((c[0][index] * local + c[1][index]) * local + c[2][index]) * local + c[3][index]
 
     return basis
+
+
+# --------------------------------------------------------------------------- the solution ansatz
+# The fields of a problem at points off the grid, initial condition built in.
+
+
+@dataclass
+class Points:
+    """Collocation points, each coordinate ``(N,)``; ``cache`` holds per-set constants."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    t: torch.Tensor
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+
+class InitialValues:
+    """u0(x, y) of every field at arbitrary points: ``(N,), (N,) -> (N, C)``, differentiable.
+
+    Expression initial values are evaluated directly; file and random ones are cubic
+    splines of their grid values.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.parameters = problem.parameter_values()
+        names = set(problem.parameters) | {"x", "y", "t"}
+        self.expressions: dict[str, sympy.Expr] = {}
+        for name in problem.fields:
+            raw = problem.model.initial[name]
+            if isinstance(raw, (int, float, str)):
+                self.expressions[name] = parse_expression(raw, where=f"initial.{name}", names=names, allow_operators=False)
+        grid = problem.grid
+        self.basis_x = spline_basis(grid.x.points, grid.x.start, grid.x.length, grid.x.periodic)
+        self.basis_y = spline_basis(grid.y.points, grid.y.start, grid.y.length, grid.y.periodic)
+        self.values = torch.as_tensor(problem.initial_values(), dtype=torch.float64)  # (C, ny, nx)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        columns = [self._field(c, name, x, y) for c, name in enumerate(self.problem.fields)]
+        return torch.stack(columns, dim=1)
+
+    def _field(self, c: int, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if name in self.expressions:
+            value = evaluate(self.expressions[name], {"x": x, "y": y, "t": 0.0, **self.parameters})
+            if not isinstance(value, torch.Tensor):
+                value = torch.full_like(x, float(value))
+            return value.expand_as(x)
+        grid_values = self.values[c].to(device=x.device, dtype=x.dtype)
+        return ((self.basis_y(y) @ grid_values) * self.basis_x(x)).sum(dim=-1)
+
+
+class FieldModel(torch.nn.Module):
+    """The fields as functions of ``(x, y, t)``: the network, with the initial value built in.
+
+    Hard initial condition: ``u = u0(x, y) + phi(t) * N(x, y, t)`` with ``phi(0) = 0``;
+    soft: ``u = N``.
+    """
+
+    def __init__(self, problem: Problem, config: PinnOptions) -> None:
+        super().__init__()
+        grid = problem.grid
+        domain = ((grid.x.start, grid.x.end), (grid.y.start, grid.y.end))
+        embedding = Embedding(domain, problem.periodic, problem.t_end, config.harmonics)
+        self.network = PinnNetwork(embedding, config.hidden, len(problem.fields), config.activation)
+        self.hard = config.hard_initial
+        self.ramp = config.initial_ramp
+        self.t_end = problem.t_end
+        self.initial = InitialValues(problem)
+
+    def phi(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ramp ``phi(t)`` and ``phi'(t)``, each ``(N, 1)``."""
+        t = t.unsqueeze(-1)
+        if self.ramp == "exp":
+            decay = torch.exp(-t / self.t_end)
+            return 1.0 - decay, decay / self.t_end
+        return t / self.t_end, torch.full_like(t, 1.0 / self.t_end)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Field values ``(N, C)``, differentiable in the coordinates."""
+        out = self.network(x, y, t)
+        if not self.hard:
+            return out
+        return self.initial(x, y) + self.phi(t)[0] * out
+
+    def jet(self, points: Points, first: Sequence[str] = (), second: Sequence[str] = ()) -> Jet:
+        """Values and derivatives at ``points`` by forward propagation (see :class:`Jet`)."""
+        raw = self.network.jet(points.x, points.y, points.t, first, second)
+        if not self.hard:
+            return raw
+        key = ("u0", tuple(raw.first), tuple(raw.second))
+        if key not in points.cache:
+            spatial = [d for d in raw.first if d != "t"]
+            points.cache[key] = autograd_jet(lambda x, y, t: self.initial(x, y), points.x, points.y, points.t, spatial, raw.second)
+        u0 = points.cache[key]
+        phi, slope = self.phi(points.t)
+        jet = Jet(u0.value + phi * raw.value)
+        for d, value in raw.first.items():
+            jet.first[d] = slope * raw.value + phi * value if d == "t" else u0.first[d] + phi * value
+        for d, value in raw.second.items():
+            jet.second[d] = u0.second[d] + phi * value
+        return jet

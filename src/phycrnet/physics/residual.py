@@ -6,16 +6,8 @@ right-hand side F(U, x, y, t) with the chosen spatial operators, forms the resid
 time-stepping scheme and the boundary-condition residuals, and returns them as named loss
 terms (mean squares).
 
-Time schemes (residual ``R_k``):
-
-* ``crank_nicolson`` (default): ``(U_{k+1} - U_k)/dt - (F_{k+1} + F_k)/2`` for every step,
-  second order.
-* ``central`` (the paper's): ``(U_{k+1} - U_{k-1})/(2 dt) - F_k``; it leaves the first step
-  unconstrained and has no residual at the last frame.
-* ``backward_euler``: ``(U_{k+1} - U_k)/dt - F_{k+1}``, first order.
-* ``bdf2``: ``(3 U_{k+1} - 4 U_k + U_{k-1})/(2 dt) - F_{k+1}`` (backward Euler for the first
-  step), second order and L-stable: it damps the stiff transients that an initial value
-  incompatible with its boundary conditions excites, where Crank–Nicolson rings.
+The time residual is one of :mod:`phycrnet.discretisation.time_schemes` (Crank-Nicolson by
+default).
 
 Spatial operators: ``fd2``, ``fd4`` (finite differences of accuracy 2 or 4), ``spectral``
 (FFT on periodic axes, fourth-order differences on the others) or ``auto`` (spectral when
@@ -31,43 +23,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sympy
 import torch
 
 from phycrnet.discretisation.boundary import GhostPadding, apply_dirichlet, boundary_data, boundary_residual, field_sides
-from phycrnet.errors import OptionsError
-from phycrnet.spec.expressions import evaluate, transport_coefficients
-
 from phycrnet.discretisation.operators import Derivatives
+from phycrnet.discretisation.time_schemes import time_scheme
+from phycrnet.options import PhysicsOptions
+from phycrnet.spec.expressions import evaluate, transport_coefficients
 from phycrnet.spec.problem import Problem
-
-TIME_SCHEMES = ("crank_nicolson", "bdf2", "central", "backward_euler", "adams_moulton")
-DERIVATIVE_SCHEMES = ("auto", "fd2", "fd4", "spectral")
-BOUNDARY_MODES = ("soft", "hard")
-
-
-@dataclass(frozen=True)
-class PhysicsOptions:
-    """How the residual is discretised."""
-
-    derivatives: str = "auto"
-    boundary: str = "soft"
-    time_scheme: str = "crank_nicolson"
-    bc_accuracy: int | None = None
-
-    def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("derivatives", self.derivatives, DERIVATIVE_SCHEMES),
-            ("boundary", self.boundary, BOUNDARY_MODES),
-            ("time_scheme", self.time_scheme, TIME_SCHEMES),
-        ):
-            if value not in allowed:
-                raise OptionsError(f"{name}: unknown value {value!r} (choose from {', '.join(allowed)})")
-        if self.bc_accuracy not in (None, 1, 2, 3, 4):
-            raise OptionsError(f"bc_accuracy: must be 1 to 4, got {self.bc_accuracy}")
 
 
 class Physics:
@@ -275,8 +241,7 @@ class Physics:
         ``known_rhs``, if given, is F of the first ``len(known_rhs)`` frames, already
         computed (by a rollout that fed it to the network); only the rest is evaluated.
         """
-        dt = t[1:] - t[:-1]
-        scheme = self.options.time_scheme
+        dt = (t[1:] - t[:-1]).view(-1, *([1] * (frames.dim() - 1)))
 
         def rhs(start: int, stop: int | None) -> torch.Tensor:
             """F of ``frames[start:stop]``, reusing ``known_rhs`` where it covers them."""
@@ -286,23 +251,7 @@ class Physics:
             every = torch.cat([known_rhs, self.rhs(frames[n:], t[n:], parameters)]) if n < frames.shape[0] else known_rhs
             return every[start:stop]
 
-        if scheme == "central":
-            f = rhs(1, -1)
-            span = (t[2:] - t[:-2]).view(-1, 1, 1, 1)
-            return (frames[2:] - frames[:-2]) / span - f
-        dt = dt.view(-1, 1, 1, 1)
-        if scheme == "backward_euler":
-            return (frames[1:] - frames[:-1]) / dt - rhs(1, None)
-        if scheme == "bdf2":
-            f = rhs(1, None)
-            first = (frames[1:2] - frames[:1]) / dt[:1] - f[:1]
-            # Uniform steps assumed, as everywhere in this module.
-            rest = (3 * frames[2:] - 4 * frames[1:-1] + frames[:-2]) / (2 * dt[1:]) - f[1:]
-            return torch.cat([first, rest])
-        f = rhs(0, None)
-        if scheme == "adams_moulton" and frames.shape[0] >= 4:
-            return (frames[1:] - frames[:-1]) / dt - adams_moulton_average(f)
-        return (frames[1:] - frames[:-1]) / dt - 0.5 * (f[1:] + f[:-1])
+        return time_scheme(self.options.time_scheme).residual(frames, dt, rhs)
 
     def boundary_residuals(
         self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any]
@@ -375,20 +324,6 @@ class Physics:
                 mask[index] = False
             masks.append(mask)
         return torch.stack(masks)
-
-
-def adams_moulton_average(f: torch.Tensor) -> torch.Tensor:
-    """The fourth-order average of F over each step, ``(T-1, ...)`` from F at ``T >= 4``
-    uniformly spaced frames: the integral over [t_k, t_k+1] of the cubic through four
-    neighbouring values, divided by dt. From the third step on it is the three-step
-    Adams-Moulton formula (9 F_k+1 + 19 F_k - 5 F_k-1 + F_k-2) / 24; the first two steps,
-    which lack past values, use the cubic through F_0..F_3 (the first step's mirrored
-    formula and the centred (-F_0 + 13 F_1 + 13 F_2 - F_3) / 24). Local error O(dt^5) on
-    every step, so the residual is fourth order (Crank-Nicolson's is second)."""
-    first = (9 * f[0:1] + 19 * f[1:2] - 5 * f[2:3] + f[3:4]) / 24
-    second = (-f[0:1] + 13 * f[1:2] + 13 * f[2:3] - f[3:4]) / 24
-    rest = (9 * f[3:] + 19 * f[2:-1] - 5 * f[1:-2] + f[:-3]) / 24
-    return torch.cat([first, second, rest])
 
 
 def _plain_values(parameters: Mapping[str, Any]) -> dict[str, Any]:

@@ -262,7 +262,7 @@ def initial_state(problem: Problem, axes: tuple[RefinedAxis, RefinedAxis]) -> np
 
 
 def _initial_field(problem: Problem, name: str, axes: tuple[RefinedAxis, RefinedAxis]) -> np.ndarray:
-    from phycrnet.spec.problem import FileInitialModel, RandomInitialModel
+    from phycrnet.spec.schema import FileInitialModel, RandomInitialModel
 
     raw = problem.model.initial[name]
     if isinstance(raw, (FileInitialModel, RandomInitialModel)):

@@ -1,7 +1,7 @@
-"""Problem specification: schema, validation and compilation.
+"""The compiled problem: loading a spec, checking its meaning, and what solvers consume.
 
-A spec (YAML text, a YAML file, a catalog case name or a plain dict; see DESIGN.md) is
-validated in two passes: a pydantic schema checks keys and types, then
+A spec (YAML text, a YAML file, a catalog case name or a plain dict; see docs/design.md) is
+validated in two passes: :mod:`phycrnet.spec.schema` checks keys and types, then
 :func:`compile_spec` checks the meaning (fields, sides, expressions) and produces a
 :class:`Problem`, the compiled form every solver consumes. Any problem ends in a
 :class:`~phycrnet.errors.SpecError` whose one-line message starts with the offending key.
@@ -13,108 +13,21 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 import numpy as np
 import sympy
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from phycrnet.errors import SpecError
+from phycrnet.spec import catalog
 from phycrnet.spec.expressions import RESERVED_NAMES, evaluate, parse_expression
 from phycrnet.spec.grid import SIDES, Axis, Grid
+from phycrnet.spec.initial import initial_field
+from phycrnet.spec.schema import OPTION_SECTIONS, ParameterModel, SideModel, SpecModel, validate_schema
 
 #: Fewest nodes per axis: the fourth-order one-sided closures span six nodes.
 MIN_NODES = 6
-
-Number = float
-ExpressionValue = Union[float, str]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ParameterModel(_Strict):
-    """A named coefficient; ``learn: true`` makes it trainable (coefficient identification)."""
-
-    init: float
-    learn: bool = False
-    bounds: tuple[float, float] | None = None
-
-    @field_validator("bounds")
-    @classmethod
-    def _ordered(cls, bounds):
-        if bounds is not None and not bounds[0] < bounds[1]:
-            raise ValueError("bounds must be [low, high] with low < high")
-        return bounds
-
-
-class DomainModel(_Strict):
-    x: tuple[float, float] = (0.0, 1.0)
-    y: tuple[float, float] = (0.0, 1.0)
-
-    @field_validator("x", "y")
-    @classmethod
-    def _increasing(cls, interval):
-        if not all(math.isfinite(v) for v in interval) or not interval[0] < interval[1]:
-            raise ValueError("must be [start, end] with start < end")
-        return interval
-
-
-class GridModel(_Strict):
-    nx: StrictInt
-    ny: StrictInt
-
-
-class TimeModel(_Strict):
-    t_end: float
-    dt: float
-
-
-class SideModel(_Strict):
-    """The condition on one side: a*u + b*du/dn = value (outward normal n)."""
-
-    type: Literal["periodic", "dirichlet", "neumann", "robin"]
-    value: ExpressionValue = 0.0
-    a: float | None = None
-    b: float | None = None
-
-
-class RandomFieldModel(_Strict):
-    seed: StrictInt = 0
-    scale: float = 0.1
-    length: float = 0.2
-    mean: float = 0.0
-
-
-class RandomInitialModel(_Strict):
-    random: RandomFieldModel
-
-
-class FileInitialModel(_Strict):
-    file: str
-
-
-InitialValue = Union[float, str, FileInitialModel, RandomInitialModel]
-FieldBoundary = Union[Literal["periodic"], dict[str, SideModel]]
-
-
-class SpecModel(_Strict):
-    """The raw schema of a spec (keys and types only)."""
-
-    name: str = "problem"
-    description: str = ""
-    parameters: dict[str, Union[float, ParameterModel]] = Field(default_factory=dict)
-    domain: DomainModel = Field(default_factory=DomainModel)
-    grid: GridModel
-    time: TimeModel
-    equations: dict[str, ExpressionValue]
-    initial: dict[str, InitialValue]
-    boundary: Union[Literal["periodic"], dict[str, FieldBoundary]]
-    training: dict[str, Any] | None = None
-    model: dict[str, Any] | None = None
-
 
 # --------------------------------------------------------------------------- compiled form
 
@@ -187,13 +100,10 @@ class Problem:
     def periodic(self) -> tuple[bool, bool]:
         return self.grid.periodic
 
-    @property
-    def training(self) -> dict[str, Any]:
-        return dict(self.model.training or {})
-
-    @property
-    def network(self) -> dict[str, Any]:
-        return dict(self.model.model or {})
+    def option_sections(self) -> dict[str, Any]:
+        """The spec's ``preset`` and option sections (``physics``, ``model``, ``training``,
+        ``pinn``), as written (see :mod:`phycrnet.options.presets`)."""
+        return {key: getattr(self.model, key) for key in ("preset", *OPTION_SECTIONS)}
 
     def parameter_values(self) -> dict[str, float]:
         return {name: p.value for name, p in self.parameters.items()}
@@ -204,12 +114,11 @@ class Problem:
 
     def to_yaml(self) -> str:
         """The spec as YAML text (defaults filled in)."""
-        data = self.model.model_dump(mode="json", exclude_none=True)
-        return yaml.safe_dump(data, sort_keys=False)
+        return yaml.safe_dump(self.model.dump(), sort_keys=False)
 
     def with_changes(self, **changes: Any) -> Problem:
         """A new problem from this spec with top-level keys replaced or deep-merged."""
-        data = self.model.model_dump(mode="json", exclude_none=True)
+        data = self.model.dump()
         for key, value in changes.items():
             if isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
                 data[key] = {**data[key], **value}
@@ -232,7 +141,7 @@ def load_spec(source: Any, *, source_dir: Path | None = None) -> Problem:
     if isinstance(source, Problem):
         return source
     if isinstance(source, SpecModel):
-        return compile_spec(source.model_dump(mode="json", exclude_none=True), source_dir=source_dir)
+        return compile_spec(source.dump(), source_dir=source_dir)
     if isinstance(source, Mapping):
         return compile_spec(source, source_dir=source_dir)
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
@@ -241,8 +150,6 @@ def load_spec(source: Any, *, source_dir: Path | None = None) -> Problem:
             if not path.is_file():
                 raise SpecError(f"spec file {str(path)!r} not found")
             return compile_spec(_parse_yaml(path.read_text(), str(path)), source_dir=path.parent)
-        from phycrnet.spec import catalog
-
         if str(source) in catalog.list_cases():
             return compile_spec(_parse_yaml(catalog.case_text(str(source)), str(source)))
         raise SpecError(
@@ -269,7 +176,7 @@ def _parse_yaml(text: str, origin: str) -> Any:
 
 def compile_spec(data: Mapping[str, Any], *, source_dir: Path | None = None) -> Problem:
     """Validate a spec mapping and compile it into a :class:`Problem`."""
-    model = _validate_schema(data)
+    model = validate_schema(data)
     source_dir = source_dir or Path.cwd()
     grid = _compile_grid(model)
     fields = _compile_fields(model)
@@ -292,44 +199,11 @@ def compile_spec(data: Mapping[str, Any], *, source_dir: Path | None = None) -> 
         n_steps=n_steps,
         source_dir=source_dir,
     )
-    from phycrnet.spec.initial import initial_field
-
-    problem.initial = {f: initial_field(problem, f, model.initial[f]) for f in fields}
+    values = {name: p.value for name, p in parameters.items()}
+    problem.initial = {
+        f: initial_field(f, model.initial[f], grid=grid, fields=fields, parameters=values, source_dir=source_dir) for f in fields
+    }
     return problem
-
-
-def _validate_schema(data: Mapping[str, Any]) -> SpecModel:
-    try:
-        return SpecModel.model_validate(dict(data))
-    except ValidationError as exc:
-        raise SpecError(_describe_validation_error(exc)) from None
-
-
-def _describe_validation_error(exc: ValidationError) -> str:
-    errors = exc.errors()
-    # Prefer the most specific error: unknown and missing keys, then the deepest location.
-    errors.sort(key=lambda e: (e["type"] not in ("extra_forbidden", "missing"), -len(e["loc"])))
-    error = errors[0]
-    loc = [str(p) for p in error["loc"] if not _is_union_tag(p)]
-    path = ".".join(loc) or "<spec>"
-    if error["type"] == "extra_forbidden":
-        parent = ".".join(loc[:-1]) or "top level"
-        return f"{path}: unknown key {loc[-1]!r} (in {parent})"
-    if error["type"] == "missing":
-        return f"{path}: missing required key"
-    message = error["msg"]
-    value = error.get("input")
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        message += f", got {value!r}"
-    return f"{path}: {message}"
-
-
-def _is_union_tag(part: Any) -> bool:
-    """Pydantic names the member of a union it tried in error locations; those are not keys."""
-    if not isinstance(part, str):
-        return False
-    members = {"float", "str", "int", "ParameterModel", "FileInitialModel", "RandomInitialModel", "SideModel"}
-    return part in members or part.startswith(("literal[", "dict[", "function-"))
 
 
 def _compile_grid(model: SpecModel) -> Grid:

@@ -1,19 +1,36 @@
-"""Reference vs PhyCRNet vs PINN at one wall-clock budget (``phycrnet compare``).
+"""Every method on one problem, beside strong classical solvers (``phycrnet compare``).
 
-The classical reference (py-pde, refined until converged) is the ground truth; PhyCRNet
-and the PINN baseline each get the same training budget in seconds on the same machine,
-one after the other (never concurrently, so neither steals the other's cores). Errors are
-rel L2 over space-time against the reference (mean over fields), as ``phycrnet evaluate``
-computes them.
+A claim that a network beats another method holds only beside a strong classical solver,
+at equal accuracy or equal run time (McGreivy & Hakim, Nature Machine Intelligence 6,
+1256-1269, 2024). So the rows are
 
-Outputs (in ``out_dir``): the three solutions as netCDF, ``compare_<case>.json`` (the
-table), ``compare_<case>_<field>.png`` (snapshots of reference, PhyCRNet, PINN and both
-errors at several times) and ``compare_<case>_error.png`` (rel L2 per frame over time).
+* ``classical_explicit`` and ``classical_implicit``: the project's own solvers on the
+  spec's grid (:mod:`phycrnet.methods.classical`);
+* ``pypde``: py-pde on the spec's grid (second-order finite volumes, adaptive time steps);
+* ``paper``, ``crn``, ``hybrid``: PhyCRNet under each preset, and ``hybrid_untrained``,
+  the hybrid network before training (a classical step in float32);
+* ``pinn``: the PINN baseline;
+
+and the columns the rel L2 error over space-time against the converged reference (mean
+over fields), the wall-clock seconds of the whole call, and the time each method takes to
+reach a common accuracy: the PINN's error at the budget (or, without a PINN row, the
+paper preset's). For a network that time comes from its error measured during training
+(every ``budget / CURVE_POINTS`` seconds of training, not counted as training); a
+classical row reaches it in its wall time or not at all. Every network gets the same
+training budget, one after the other on the same machine.
+
+Outputs (in ``out_dir``): each row's solution (``<case>_<method>.nc``), the table
+(``compare_<case>.json``), snapshots of every row (``compare_<case>_<field>.png``), the
+error over t (``compare_<case>_error.png``) and the error against wall time
+(``compare_<case>_time.png``).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +38,21 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from phycrnet.errors import OptionsError
-from phycrnet.io.solution import fields_of, read_solution, write_solution
 from phycrnet.analysis.metrics import evaluate
 from phycrnet.analysis.plots import plot_comparison, plot_error_curves
+from phycrnet.errors import OptionsError
+from phycrnet.io.solution import fields_of, read_solution, write_solution
+from phycrnet.methods.classical import classical
+from phycrnet.methods.pinn import pinn_solve
+from phycrnet.methods.solve import solve
+from phycrnet.reference.solver import solve_reference
 from phycrnet.spec.problem import Problem, load_spec
+from phycrnet.training.engine import Engine
 
-__all__ = ["MethodResult", "Comparison", "compare", "format_table"]
+#: The rows, in the order of the table.
+METHODS = ("classical_explicit", "classical_implicit", "pypde", "paper", "crn", "hybrid_untrained", "hybrid", "pinn")
+#: Error measurements per training curve.
+CURVE_POINTS = 30
 
 
 @dataclass
@@ -40,6 +65,8 @@ class MethodResult:
     rel_l2_final: float
     wall_seconds: float
     iterations: int
+    time_to_target: float | None = None
+    curve: list[tuple[float, float]] = field(default_factory=list)
     file: str = ""
 
 
@@ -51,16 +78,16 @@ class Comparison:
     time_budget: float
     reference_seconds: float
     reference_estimated_error: float
+    target: float | None = None
+    target_from: str = ""
     rows: list[MethodResult] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
 
-    def ratio(self) -> float:
-        """error(PINN) / error(PhyCRNet)."""
-        errors = {r.method: r.rel_l2 for r in self.rows}
-        return errors["pinn"] / errors["phycrnet"]
+    def row(self, method: str) -> MethodResult | None:
+        return next((r for r in self.rows if r.method == method), None)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self) | {"ratio_pinn_over_phycrnet": self.ratio()}, indent=1)
+        return json.dumps(asdict(self), indent=1)
 
 
 def compare(
@@ -69,53 +96,101 @@ def compare(
     time_budget: float,
     out_dir: str | Path,
     reference: str | Path | xr.Dataset | None = None,
+    methods: Sequence[str] | None = None,
     seed: int = 0,
     device: str | None = None,
     threads: int | None = None,
     progress: bool = False,
-    phycrnet_options: dict[str, Any] | None = None,
-    pinn_options: dict[str, Any] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> Comparison:
-    """Run reference, PhyCRNet and PINN on ``spec`` and compare them.
+    """Run the chosen rows (default: all of :data:`METHODS`) on ``spec`` and compare them.
 
     Args:
         spec: catalog name, YAML path or text, dict or :class:`~phycrnet.spec.Problem`.
         time_budget: seconds of training for each network.
         out_dir: folder for the solutions, the table (JSON) and the figures.
         reference: an existing reference solution (file or dataset) instead of solving.
-        seed, device, threads: passed to both trainers.
-        phycrnet_options, pinn_options: extra options of either solver.
+        methods: the rows to run.
+        seed, device, threads: passed to every network.
+        options: extra options per method name.
     """
-    from phycrnet.methods.pinn import pinn_solve
-    from phycrnet.reference.solver import solve_reference
-    from phycrnet.methods.solve import solve
-
     if not time_budget or time_budget <= 0:
         raise OptionsError(f"--time-budget: {time_budget} must be a positive number of seconds")
+    chosen = list(methods or METHODS)
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        raise OptionsError(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHODS)})")
     problem = load_spec(spec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    name = problem.name
-    ref = _reference(problem, reference, out / f"{name}_reference.nc", solve_reference)
+    ref = _reference(problem, reference, out / f"{problem.name}_reference.nc")
     comparison = Comparison(
-        case=name,
-        time_budget=time_budget,
-        reference_seconds=float(ref.attrs.get("wall_seconds", float("nan"))),
-        reference_estimated_error=float(ref.attrs.get("estimated_error", float("nan"))),
+        problem.name, time_budget, float(ref.attrs.get("wall_seconds", math.nan)), float(ref.attrs.get("estimated_error", math.nan))
     )
-    common = {"time_budget": time_budget, "seed": seed, "device": device, "progress": progress}
-    predictions = {
-        "phycrnet": solve(problem, out=out / f"{name}_phycrnet.nc", threads=threads, **common, **(phycrnet_options or {})),
-        "pinn": pinn_solve(problem, out=out / f"{name}_pinn.nc", threads=threads, **common, **(pinn_options or {})),
-    }
-    for method, prediction in predictions.items():
-        comparison.rows.append(_row(method, prediction, ref, out / f"{name}_{method}.nc"))
-    comparison.figures = [str(p) for p in _figures(name, ref, predictions, out)]
-    (out / f"compare_{name}.json").write_text(comparison.to_json())
+    common = {"seed": seed, "device": device, "threads": threads, "progress": progress}
+    solutions = {}
+    for method in chosen:
+        solution, seconds, curve = _run(method, problem, ref, time_budget, common, (options or {}).get(method, {}))
+        path = out / f"{problem.name}_{method}.nc"
+        write_solution(solution, path)
+        solutions[method] = solution
+        comparison.rows.append(_row(method, solution, ref, seconds, curve, path))
+    _set_target(comparison)
+    comparison.figures = [str(p) for p in _figures(problem.name, ref, solutions, comparison, out)]
+    (out / f"compare_{problem.name}.json").write_text(comparison.to_json())
     return comparison
 
 
-def _reference(problem: Problem, given, path: Path, solve_reference) -> xr.Dataset:
+def _run(method: str, problem: Problem, ref: xr.Dataset, budget: float, common: dict[str, Any], extra: dict[str, Any]) -> tuple[xr.Dataset, float, list[tuple[float, float]]]:
+    """One row: its solution, wall seconds, and error curve over training seconds."""
+    curve: list[tuple[float, float]] = []
+    start = time.perf_counter()
+    if method.startswith("classical_"):
+        solution = classical(problem, scheme=method.removeprefix("classical_"), **extra)
+    elif method == "pypde":
+        solution = solve_reference(problem, refinement=1, richardson=False, **extra)
+    elif method == "hybrid_untrained":
+        solution = solve(problem, preset="hybrid", iterations=0, **common, **extra)
+    elif method == "pinn":
+        solution = pinn_solve(problem, time_budget=budget, callback=_recorder(curve, ref, budget), **common, **extra)
+    else:
+        solution = solve(problem, preset=method, time_budget=budget, callback=_recorder(curve, ref, budget), **common, **extra)
+    return solution, time.perf_counter() - start, curve
+
+
+def _recorder(curve: list[tuple[float, float]], ref: xr.Dataset, budget: float) -> Callable[[Engine], None]:
+    """A training callback that appends ``(training seconds, rel L2)`` every ``budget /
+    CURVE_POINTS`` seconds (and at the first iteration)."""
+    names = fields_of(ref)
+    reference = np.stack([ref[f].values for f in names], axis=1)
+    every = budget / CURVE_POINTS
+
+    def record(engine: Engine) -> None:
+        if curve and engine.seconds - curve[-1][0] < every:
+            return
+        frames = current_frames(engine, reference.shape)
+        curve.append((engine.seconds, frames_error(frames, reference)))
+
+    return record
+
+
+def current_frames(engine: Engine, shape: tuple[int, ...]) -> np.ndarray:
+    """The solution the engine's task holds now, on the spec's nodes ``(T, C, ny, nx)``."""
+    task: Any = engine.task
+    if hasattr(task, "predict"):
+        return task.predict(task.problem.times)
+    frames = task.frames().cpu().double().numpy()
+    factor = task.resolved.refine
+    return frames[..., ::factor, ::factor][: shape[0]]
+
+
+def frames_error(frames: np.ndarray, reference: np.ndarray) -> float:
+    """rel L2 over space-time, mean over fields, of ``(T, C, ny, nx)`` arrays."""
+    errors = [np.linalg.norm(frames[:, c] - reference[:, c]) / max(np.linalg.norm(reference[:, c]), 1e-300) for c in range(reference.shape[1])]
+    return float(np.mean(errors))
+
+
+def _reference(problem: Problem, given: Any, path: Path) -> xr.Dataset:
     if isinstance(given, xr.Dataset):
         return given
     if given is not None:
@@ -125,42 +200,65 @@ def _reference(problem: Problem, given, path: Path, solve_reference) -> xr.Datas
     return dataset
 
 
-def _row(method: str, prediction: xr.Dataset, reference: xr.Dataset, path: Path) -> MethodResult:
-    report = evaluate(prediction, reference)
+def _row(method: str, solution: xr.Dataset, reference: xr.Dataset, seconds: float, curve: list[tuple[float, float]], path: Path) -> MethodResult:
+    report = evaluate(solution, reference)
     fields = report["fields"]
     return MethodResult(
         method=method,
         rel_l2=float(report["rel_l2_mean"]),
         rel_l2_fields={f: float(v["rel_l2"]) for f, v in fields.items()},
         rel_l2_final=float(np.mean([v["rel_l2_final"] for v in fields.values()])),
-        wall_seconds=float(prediction.attrs.get("wall_seconds", float("nan"))),
-        iterations=int(prediction.attrs.get("iterations", 0)),
+        wall_seconds=seconds,
+        iterations=int(solution.attrs.get("iterations", 0)),
+        curve=curve,
         file=str(path),
     )
 
 
-def _figures(name: str, reference: xr.Dataset, predictions: dict[str, xr.Dataset], out: Path) -> list[Path]:
-    written = []
-    for f in fields_of(reference):
-        written.append(plot_comparison(reference, predictions, out / f"compare_{name}_{f}.png", field=f))
-    curves = {}
-    for method, prediction in predictions.items():
-        report = evaluate(prediction, reference)
+def _set_target(comparison: Comparison) -> None:
+    """The common accuracy (the PINN's error, else the paper preset's) and the time each
+    row takes to reach it."""
+    source = comparison.row("pinn") or comparison.row("paper")
+    if source is None:
+        return
+    comparison.target, comparison.target_from = source.rel_l2, source.method
+    for row in comparison.rows:
+        row.time_to_target = time_to_reach(row, comparison.target)
+
+
+def time_to_reach(row: MethodResult, target: float) -> float | None:
+    """Seconds a row takes to reach ``target``: the first point of its training curve at
+    or below it, or its wall time if its result is; ``None`` if it never does."""
+    for seconds, error in row.curve:
+        if error <= target * (1 + 1e-9):
+            return seconds
+    return row.wall_seconds if row.rel_l2 <= target * (1 + 1e-9) and not row.curve else None
+
+
+def _figures(name: str, reference: xr.Dataset, solutions: dict[str, xr.Dataset], comparison: Comparison, out: Path) -> list[Path]:
+    written = [plot_comparison(reference, solutions, out / f"compare_{name}_{f}.png", field=f) for f in fields_of(reference)]
+    per_time = {}
+    for method, solution in solutions.items():
+        report = evaluate(solution, reference)
         t = np.asarray(report["t"])
-        per_time = np.mean([np.asarray(v["rel_l2_per_time"]) for v in report["fields"].values()], axis=0)
-        curves[method] = (t[1:], per_time[1:])  # t = 0 is the given initial value for both
-    written.append(plot_error_curves(curves, out / f"compare_{name}_error.png", ylabel="rel L2 per frame"))
+        errors = np.mean([np.asarray(v["rel_l2_per_time"]) for v in report["fields"].values()], axis=0)
+        per_time[method] = (t[1:], errors[1:])  # t = 0 is the given initial value
+    written.append(plot_error_curves(per_time, out / f"compare_{name}_error.png", ylabel="rel L2 per frame"))
+    over_time = {r.method: (np.array([p[0] for p in r.curve]), np.array([p[1] for p in r.curve])) for r in comparison.rows if r.curve}
+    over_time.update({r.method: (np.array([r.wall_seconds]), np.array([r.rel_l2])) for r in comparison.rows if not r.curve})
+    written.append(plot_error_curves(over_time, out / f"compare_{name}_time.png", ylabel="rel L2 over space-time", xlabel="seconds"))
     return written
 
 
 def format_table(comparison: Comparison) -> str:
     """The comparison as a plain-text table."""
+    target = f"{comparison.target:.1e} ({comparison.target_from})" if comparison.target is not None else "-"
     lines = [
-        f"{comparison.case}: {comparison.time_budget:g} s of training each "
+        f"{comparison.case}: {comparison.time_budget:g} s of training per network "
         f"(reference: {comparison.reference_seconds:.1f} s, estimated error {comparison.reference_estimated_error:.1e})",
-        f"{'method':<10} {'rel L2':>10} {'final':>10} {'seconds':>9} {'iterations':>11}",
+        f"{'method':<20} {'rel L2':>9} {'final':>9} {'seconds':>9} {'iterations':>10}  time to {target}",
     ]
     for r in comparison.rows:
-        lines.append(f"{r.method:<10} {r.rel_l2:>10.2e} {r.rel_l2_final:>10.2e} {r.wall_seconds:>9.1f} {r.iterations:>11d}")
-    lines.append(f"error(PINN) / error(PhyCRNet) = {comparison.ratio():.1f}")
+        reached = "not reached" if r.time_to_target is None else f"{r.time_to_target:.1f} s"
+        lines.append(f"{r.method:<20} {r.rel_l2:>9.2e} {r.rel_l2_final:>9.2e} {r.wall_seconds:>9.1f} {r.iterations:>10d}  {reached}")
     return "\n".join(lines)

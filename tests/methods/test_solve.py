@@ -105,13 +105,15 @@ OPTIONS = [
     {"derivatives": "spectral"},
     {"derivatives": "auto"},
     {"substeps": 2},
-    {"time_marching": 2},
+    {"curriculum": [2]},
+    {"memory_budget_gb": 1e-7},
     {"lbfgs_fraction": 0.3},
     {"causal": 1.0},
     {"schedule": "step"},
     {"schedule": "cosine"},
     {"schedule": "exponential"},
     {"schedule": "constant"},
+    {"schedule": "steplr"},
     {"boundary": "hard"},
     {"grad_clip": 1.0},
     {"dtype": "float64"},
@@ -129,9 +131,10 @@ def test_training_option_runs(periodic_heat_spec, mixed_bc_spec, tiny_model, opt
     assert int(ds.attrs["iterations"]) == 4
     losses = json.loads(ds.attrs["loss_terms"])
     assert losses and all(math.isfinite(v) for v in losses.values())
-    training = json.loads(ds.attrs["training"])
+    options = json.loads(ds.attrs["options"])
+    recorded = {**options["physics"], **options["training"]}
     for key, value in option.items():
-        assert training[key] == value
+        assert recorded[key] == value
     if option.get("derivatives") == "auto":
         assert ds.attrs["derivatives"] == ("spectral" if which == "periodic" else "fd4")
     elif "derivatives" in option:
@@ -316,9 +319,9 @@ def test_model_options_change_the_network_and_train(periodic_heat_spec, tiny_mod
     """Decoder options build the layers they name and still produce finite frames of the
     grid's shape; a bad value is a one-line error naming the key."""
     from phycrnet.models.crn import PhyCRNet
-    from phycrnet.methods.config import model_config
+    from phycrnet.options import ModelOptions
 
-    config = model_config(None, {**tiny_model, **extra})
+    config = ModelOptions(**{**tiny_model, **extra})
     network = PhyCRNet(1, (16, 16), (True, True), config)
     if extra.get("shuffle_channels"):
         assert network.project is not None and network.project.out_channels == 4 * config.upscale**2
@@ -329,10 +332,10 @@ def test_model_options_change_the_network_and_train(periodic_heat_spec, tiny_mod
 
 
 def test_automatic_decoder_width_gives_each_field_of_a_system_its_own_channels(tiny_model):
-    from phycrnet.methods.config import model_config
     from phycrnet.models.crn import PhyCRNet
+    from phycrnet.options import ModelOptions
 
-    config = model_config(None, tiny_model)  # 64 LSTM channels, upscale 8: one channel
+    config = ModelOptions(**tiny_model)  # 64 LSTM channels, upscale 8: one channel
     single = PhyCRNet(1, (16, 16), (True, True), config)
     assert single.project is None  # the paper's decoder, unchanged for one field
     for n_fields in (2, 3):
@@ -346,11 +349,11 @@ def test_automatic_decoder_width_gives_each_field_of_a_system_its_own_channels(t
 def test_physics_input_network_needs_and_uses_the_right_hand_side(tiny_model):
     """With ``physics_input`` the step depends on F(u) (so it fails loudly without it);
     without, F cannot reach the network."""
-    from phycrnet.methods.config import model_config
     from phycrnet.models.crn import PhyCRNet
+    from phycrnet.options import ModelOptions
 
     u = torch.rand(1, 1, 16, 16)
-    network = PhyCRNet(1, (16, 16), (True, True), model_config(None, tiny_model))
+    network = PhyCRNet(1, (16, 16), (True, True), ModelOptions(**tiny_model))
     with pytest.raises(ValueError, match="right-hand side"):
         network(u, 1, 0.1)
 
@@ -359,7 +362,7 @@ def test_physics_input_network_needs_and_uses_the_right_hand_side(tiny_model):
             return network(u, 1, 0.1, rhs=lambda k, state: torch.full_like(state, value))[0]
 
     assert not torch.allclose(step(0.0), step(1.0))
-    plain = PhyCRNet(1, (16, 16), (True, True), model_config(None, {**tiny_model, "physics_input": False}))
+    plain = PhyCRNet(1, (16, 16), (True, True), ModelOptions(**{**tiny_model, "physics_input": False}))
     with torch.no_grad():
         first, _ = plain(u, 1, 0.1, rhs=lambda k, state: torch.zeros_like(state))
         second, _ = plain(u, 1, 0.1)
@@ -371,9 +374,7 @@ def test_network_sees_the_boundary_data_through_the_physics_input(tiny_model, ph
     """Two problems that differ only in a Neumann flux give the same network different first
     steps once its F channels carry weight: the boundary data reach the network through F
     (hard mode, ghost nodes). Without the physics input they cannot."""
-    from phycrnet.methods.config import model_config, training_config
-    from phycrnet.spec.problem import load_spec
-    from phycrnet.training.trainer import Trainer
+    from phycrnet.methods.solve import prepare
 
     def first_step(flux: float) -> torch.Tensor:
         spec = {
@@ -383,20 +384,20 @@ def test_network_sees_the_boundary_data_through_the_physics_input(tiny_model, ph
             "boundary": {"u": {s: {"type": "neumann", "value": flux} for s in ("left", "right", "bottom", "top")}},
         }
         section = {**tiny_model, "physics_input": physics_input}
-        trainer = Trainer(load_spec(spec), training_config(None, {"threads": 1, "substeps": 1}), model_config(None, section))
+        task = prepare(spec, threads=1, substeps=1, model=section).task
         with torch.no_grad():
             if physics_input:
-                trainer.model.output.conv.weight[:, -1].fill_(0.1)  # as training would
-            return trainer.rollout(1)[1]
+                task.model.output.conv.weight[:, -1].fill_(0.1)  # as training would
+            return task.rollout(1)[1]
 
     assert torch.allclose(first_step(0.0), first_step(1.0)) != physics_input
 
 
 def test_negative_shuffle_channels_is_rejected(tiny_model):
-    from phycrnet.methods.config import model_config
+    from phycrnet.options import crn_options
 
     with pytest.raises(OptionsError, match="shuffle_channels"):
-        model_config(None, {**tiny_model, "shuffle_channels": -1})
+        crn_options(model={**tiny_model, "shuffle_channels": -1})
 
 
 def test_top_level_api_mirrors_the_cli(periodic_heat_spec, tiny_model):
@@ -430,7 +431,7 @@ def test_output_records_the_physics_input_choices(periodic_heat_spec, tiny_model
 
 @pytest.mark.parametrize("factor", [2, 3])
 def test_refined_problem_keeps_every_node_of_the_spec(periodic_heat_spec, mixed_bc_spec, factor):
-    from phycrnet.methods.solve import refined
+    from phycrnet.methods.resolve import refined
 
     for spec in (periodic_heat_spec, mixed_bc_spec):
         coarse = load_spec(spec)
@@ -449,7 +450,7 @@ def test_refine_trains_on_the_finer_grid_and_returns_the_spec_nodes(tmp_path, mi
     coarse = load_spec(mixed_bc_spec)
     assert ds["u"].shape == (coarse.n_steps + 1, coarse.grid.y.n, coarse.grid.x.n)
     assert np.allclose(ds.x.values, coarse.grid.x.points) and np.allclose(ds.y.values, coarse.grid.y.points)
-    assert ds.attrs["refine"] == 2 and json.loads(ds.attrs["training"])["refine"] == 2
+    assert ds.attrs["refine"] == 2 and json.loads(ds.attrs["options"])["training"]["refine"] == 2
     exact = exact_solutions[1](ds.x.values, ds.y.values, ds.t.values)
     assert np.allclose(ds["u"].values[0], exact[0], atol=1e-6)
     # The Dirichlet side is imposed on the fine grid, so exactly at the spec's nodes too.
@@ -511,21 +512,21 @@ def advected_spec(periodic_heat_spec: dict, nu: float) -> dict:
     ],
 )
 def test_automatic_refinement_follows_the_peclet_number_under_a_time_budget(periodic_heat_spec, nu, options, factor):
-    from phycrnet.methods.config import training_config
-    from phycrnet.methods.solve import training_refinement
+    from phycrnet.methods.resolve import training_refinement
+    from phycrnet.options import crn_options
 
     problem = load_spec(advected_spec(periodic_heat_spec, nu))
-    assert training_refinement(problem, training_config(problem.training, options)) == factor
+    assert training_refinement(problem, crn_options(problem.option_sections(), options)) == factor
 
 
 def test_automatic_refinement_keeps_file_initial_values_on_the_spec_grid(tmp_path, periodic_heat_spec):
-    from phycrnet.methods.config import training_config
-    from phycrnet.methods.solve import training_refinement
+    from phycrnet.methods.resolve import training_refinement
+    from phycrnet.options import crn_options
 
     np.save(tmp_path / "u0.npy", load_spec(periodic_heat_spec).initial_values()[0])
     spec = dict(advected_spec(periodic_heat_spec, 0.01), initial={"u": {"file": str(tmp_path / "u0.npy")}})
     problem = load_spec(spec)
-    assert training_refinement(problem, training_config(problem.training, {"time_budget": 5.0})) == 1
+    assert training_refinement(problem, crn_options(problem.option_sections(), {"time_budget": 5.0})) == 1
 
 
 def test_a_time_budgeted_run_refines_an_unresolved_grid_and_returns_the_spec_nodes(periodic_heat_spec, tiny_model):

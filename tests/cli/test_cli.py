@@ -1,5 +1,5 @@
 """Tests of the ``phycrnet`` command line (phycrnet.cli.main), in process with capsys, plus
-a few runs of ``python -m phycrnet.cli`` in a subprocess for what only a process shows
+a few runs of ``python -m phycrnet`` in a subprocess for what only a process shows
 (exit status of the script, tracebacks with --debug)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run_script(*args, cwd=None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "phycrnet.cli", *map(str, args)],
+        [sys.executable, "-m", "phycrnet", *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
@@ -192,11 +192,12 @@ def test_solve_options_and_extrapolate(capsys, tmp_path, mixed_bc_spec, tiny_mod
     )  # fmt: skip
     assert code == 0, err
     ds = read_solution(out)
-    training = json.loads(ds.attrs["training"])
-    assert training["boundary"] == "hard" and training["weighting"] == "softadapt"
+    options = json.loads(ds.attrs["options"])
+    training, physics = options["training"], options["physics"]
+    assert physics["boundary"] == "hard" and training["weighting"] == "softadapt"
     assert training["lr"] == 1e-3 and training["schedule"] == "cosine"
-    assert training["lbfgs_fraction"] == 0.3 and training["time_scheme"] == "backward_euler"
-    assert training["threads"] == 1
+    assert training["lbfgs_fraction"] == 0.3 and physics["time_scheme"] == "backward_euler"
+    assert training["threads"] == 1 and options["preset"] == "hybrid"
     assert ds.attrs["derivatives"] == "fd2"
 
 
@@ -290,7 +291,7 @@ def test_yaml_syntax_error(capsys, tmp_path):
         (["--lr", "0"], "lr"),
         (["--iterations", "abc"], "iterations"),
         (["--iterations", "-3"], "iterations"),
-        (["--time-scheme", "leapfrog"], "time_scheme"),
+        (["--time-scheme", "leapfrog"], "time-scheme"),
         (["--boundary", "sticky"], "boundary"),
         (["--derivatives", "fd6"], "derivatives"),
         (["--schedule", "linear"], "schedule"),

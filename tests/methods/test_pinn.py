@@ -1,4 +1,4 @@
-"""Tests of the PINN baseline (phycrnet.pinn, phycrnet.pinn_network): derivatives, exact
+"""Tests of the PINN baseline (phycrnet.methods.pinn, phycrnet.models.pinn): derivatives, exact
 periodicity, the built-in initial value, boundary residuals, training, output and CLI.
 Small networks and few points keep them fast (tiny specs from conftest.py)."""
 
@@ -14,20 +14,9 @@ import yaml
 
 from phycrnet.errors import DivergenceError, OptionsError
 from phycrnet.io.solution import read_solution
-from phycrnet.methods.pinn import (
-    Collocation,
-    FieldModel,
-    InitialValues,
-    PinnConfig,
-    PinnTrainer,
-    Points,
-    boundary_residual,
-    causal_mean,
-    loss_terms,
-    pde_residuals,
-    pinn_solve,
-)
-from phycrnet.models.pinn import autograd_jet
+from phycrnet.methods.pinn import Collocation, PinnTask, boundary_residual, causal_mean, loss_terms, pde_residuals, pinn_solve
+from phycrnet.models.pinn import FieldModel, InitialValues, Points, autograd_jet
+from phycrnet.options import PinnOptions, pinn_options
 from phycrnet.spec.problem import load_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -66,7 +55,7 @@ def mixed_solution(offset: float = 0.0, k: float = 0.05):
 @pytest.mark.parametrize("hard", [True, False])
 def test_forward_jets_match_automatic_differentiation(tiny_cases, case, hard):
     problem = load_spec(tiny_cases(case))
-    model = FieldModel(problem, PinnConfig(hidden=(8, 8), hard_initial=hard)).double()
+    model = FieldModel(problem, PinnOptions(hidden=(8, 8), hard_initial=hard)).double()
     pts = points(50)
     jet = model.jet(pts, ("x", "y", "t"), ("xx", "yy"))
     exact = autograd_jet(model, pts.x, pts.y, pts.t, ("x", "y", "t"), ("xx", "yy"))
@@ -78,7 +67,7 @@ def test_forward_jets_match_automatic_differentiation(tiny_cases, case, hard):
 def test_fourier_embedding_is_exactly_periodic(periodic_heat_spec):
     periodic_heat_spec["domain"] = {"x": [-1.0, 2.0], "y": [0.5, 1.25]}
     problem = load_spec(periodic_heat_spec)
-    model = FieldModel(problem, PinnConfig(hidden=(16, 16), harmonics=3, hard_initial=False)).double()
+    model = FieldModel(problem, PinnOptions(hidden=(16, 16), harmonics=3, hard_initial=False)).double()
     g = torch.Generator().manual_seed(1)
     y, t = 0.5 + 0.75 * torch.rand(40, generator=g, dtype=torch.float64), 0.2 * torch.rand(40, generator=g, dtype=torch.float64)
     x = -1.0 + 3.0 * torch.rand(40, generator=g, dtype=torch.float64)
@@ -92,7 +81,7 @@ def test_fourier_embedding_is_exactly_periodic(periodic_heat_spec):
 
 
 def test_float32_periodic_output_matches_to_single_precision(periodic_heat_spec):
-    model = FieldModel(load_spec(periodic_heat_spec), PinnConfig(hidden=(16, 16)))
+    model = FieldModel(load_spec(periodic_heat_spec), PinnOptions(hidden=(16, 16)))
     y, t = torch.linspace(0, 1, 11), torch.linspace(0, 0.2, 11)
     torch.testing.assert_close(model(torch.zeros(11), y, t), model(torch.ones(11), y, t), rtol=0, atol=1e-6)
 
@@ -186,8 +175,8 @@ def test_grid_initial_values_are_interpolated_through_the_nodes(tiny_cases, case
     X, Y = problem.grid.mesh()
     values = InitialValues(problem)(torch.as_tensor(X.ravel()), torch.as_tensor(Y.ravel()))
     np.testing.assert_allclose(values[:, 0].numpy().reshape(X.shape), problem.initial_values()[0], atol=1e-12)
-    trainer = PinnTrainer(problem, PinnConfig(**SMALL), iterations=0, device="cpu")
-    frames = trainer.predict(problem.times[:1])
+    task = PinnTask(problem, pinn_options(overrides={**SMALL, "iterations": 0}), device=torch.device("cpu"), dtype=torch.float32)
+    frames = task.predict(problem.times[:1])
     np.testing.assert_allclose(frames[0, 0], problem.initial_values()[0], atol=1e-5)
 
 
@@ -220,8 +209,8 @@ def test_mixed_boundaries_soft_initial_and_lbfgs_run(mixed_bc_spec, tmp_path):
     assert written["u"].dims == ("t", "y", "x") and written["u"].shape == (5, 12, 16)
     np.testing.assert_allclose(written.x.values, np.linspace(0, 1, 16))
     assert float(written.attrs["wall_seconds"]) > 0
-    assert json.loads(written.attrs["pinn"])["hard_initial"] is False
-    assert [p.name for p in tmp_path.iterdir()] == ["mixed.nc"]
+    assert json.loads(written.attrs["options"])["pinn"]["hard_initial"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.ckpt.pt", "mixed.log.csv", "mixed.nc"]
 
 
 def test_learnable_parameter_is_reported(periodic_heat_spec):
@@ -239,7 +228,7 @@ def test_divergence_raises(periodic_heat_spec):
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"bogus": 1}, "unknown option.*bogus"),
+        ({"bogus": 1}, "bogus: unknown option"),
         ({"hidden": ()}, "hidden"),
         ({"lr": -1.0}, "lr"),
         ({"activation": "relu"}, "activation"),

@@ -132,7 +132,7 @@ def test_soft_residuals_vanish_to_discretisation_order(kind: str, accuracy: int)
     for level in (1, 2, 3):
         nx, ny = level_shape(level)
         problem = make_problem(dict.fromkeys(SIDES, kind), MANUFACTURED, nx, ny)
-        physics = Physics(problem, PhysicsOptions(derivatives=f"fd{accuracy}"), dtype=torch.float64)
+        physics = Physics(problem, PhysicsOptions(derivatives=f"fd{accuracy}", boundary="soft"), dtype=torch.float64)
         frames = sample(MANUFACTURED, problem.grid, TIMES)[:, None]
         residuals = physics.boundary_residuals(frames, times, {})
         assert set(residuals) == {f"bc_u_{side}" for side in SIDES}
@@ -169,7 +169,7 @@ def test_boundary_residual_function_and_bc_accuracy_option() -> None:
                 worst = max(worst, r.abs().max().item())
             errors.append(worst)
             # The same through Physics' option.
-            physics = Physics(problem, PhysicsOptions(derivatives="fd4", bc_accuracy=bc_accuracy), dtype=torch.float64)
+            physics = Physics(problem, PhysicsOptions(derivatives="fd4", boundary="soft", bc_accuracy=bc_accuracy), dtype=torch.float64)
             through_physics = max(r.abs().max().item() for r in physics.boundary_residuals(u[:, None], times, {}).values())
             assert through_physics == pytest.approx(worst, rel=1e-12)
         for p in orders(errors):

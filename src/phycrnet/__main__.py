@@ -1,0 +1,7 @@
+"""``python -m phycrnet``: the ``phycrnet`` command (also under ``torchrun -m phycrnet``)."""
+
+import sys
+
+from phycrnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,56 @@
+"""The residual of a compiled spec: zero on exact solutions, soft boundary terms that measure
+the violated sides, and the spectral radius that the automatic choices rest on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from phycrnet.options import PhysicsOptions
+from phycrnet.physics import Physics
+from phycrnet.spec.problem import load_spec
+
+
+@pytest.mark.parametrize("scheme", ["crank_nicolson", "bdf2", "central", "backward_euler"])
+@pytest.mark.parametrize("derivatives", ["fd2", "fd4", "spectral", "auto"])
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_losses_vanish_on_an_exact_solution(mixed_bc_spec, exact_solutions, mode, derivatives, scheme):
+    """u = x^2 + y^2 + 4kt: every stencil is exact on it, so every loss term is ~0."""
+    problem = load_spec(mixed_bc_spec)
+    physics = Physics(problem, PhysicsOptions(derivatives=derivatives, boundary=mode, time_scheme=scheme), dtype=torch.float64)
+    exact = exact_solutions[1](problem.grid.x.points, problem.grid.y.points, problem.times)
+    frames = torch.tensor(exact).unsqueeze(1)
+    terms = physics.losses(frames, torch.tensor(problem.times), problem.parameter_values())
+    sides = {f"bc_u_{side}" for side in ("left", "right", "bottom", "top")}
+    assert set(terms) == ({"pde_u"} | sides if mode == "soft" else {"pde_u"})
+    for name, value in terms.items():
+        assert float(value) < 1e-20, (name, float(value))
+
+
+def test_soft_boundary_losses_measure_the_violated_sides(mixed_bc_spec, exact_solutions):
+    """Adding a constant c breaks the Dirichlet and Robin (a=1) sides by c, not the Neumann ones."""
+    problem = load_spec(mixed_bc_spec)
+    physics = Physics(problem, PhysicsOptions(derivatives="fd4", boundary="soft"), dtype=torch.float64)
+    exact = exact_solutions[1](problem.grid.x.points, problem.grid.y.points, problem.times)
+    frames = torch.tensor(exact + 0.1).unsqueeze(1)
+    terms = physics.losses(frames, torch.tensor(problem.times), problem.parameter_values())
+    assert float(terms["bc_u_left"]) == pytest.approx(0.01, rel=1e-9)
+    assert float(terms["bc_u_bottom"]) == pytest.approx(0.01, rel=1e-9)
+    assert float(terms["bc_u_right"]) < 1e-20
+    assert float(terms["bc_u_top"]) < 1e-20
+    assert float(terms["pde_u"]) < 1e-20
+
+
+def test_spectral_radius_estimate_matches_the_discrete_laplacian():
+    """On periodic heat the Jacobian is a * laplacian, whose largest eigenvalue with second-
+    order stencils is a * 8 / h**2 (the checkerboard mode)."""
+    spec = {
+        "name": "heat", "parameters": {"a": 0.02}, "domain": {"x": [0, 1], "y": [0, 1]},
+        "grid": {"nx": 16, "ny": 16}, "time": {"t_end": 0.1, "dt": 0.05},
+        "equations": {"u": "a*laplace(u)"}, "initial": {"u": "sin(2*pi*x)"}, "boundary": "periodic",
+    }  # fmt: skip
+    problem = load_spec(spec)
+    physics = Physics(problem, PhysicsOptions(derivatives="fd2"), dtype=torch.float64)
+    state = torch.as_tensor(problem.initial_values(), dtype=torch.float64).unsqueeze(0)
+    rho = physics.spectral_radius(state, torch.zeros(1, dtype=torch.float64), {"a": 0.02}, iterations=200)
+    assert rho == pytest.approx(0.02 * 8 * 16**2, rel=1e-3)

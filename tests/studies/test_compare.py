@@ -32,7 +32,7 @@ def test_compare_writes_every_row_beside_the_classical_solvers(tmp_path, periodi
     for row in result.rows:
         assert 0 < row.rel_l2 < 10 and row.wall_seconds > 0
     # The classical solvers of the residual's own equations are close to the exact solution.
-    assert rows["classical_implicit"].rel_l2 < 3e-3 and rows["classical_explicit"].rel_l2 < 1e-2
+    assert rows["classical_implicit"].rel_l2 < 3e-3 and rows["classical_explicit"].rel_l2 < 5e-2  # IMEX: first order
     # Trained rows carry their error during training; the others a single point.
     for method in ("paper", "crn", "hybrid", "pinn"):
         assert rows[method].curve and rows[method].iterations > 0

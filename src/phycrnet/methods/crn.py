@@ -33,10 +33,12 @@ from phycrnet.methods.run import problem_key
 from phycrnet.models.coefficients import Coefficients
 from phycrnet.models.crn import PhyCRNet
 from phycrnet.options import THRESHOLDS, CrnOptions
-from phycrnet.physics import Physics
+from phycrnet.physics import Physics, Predictor
 from phycrnet.training.memory import saved_bytes, segment_length
 
 ExtraLosses = Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]]
+#: A network call ``(u0, n_steps, dt, constrain=..., rhs=...) -> (frames, state)``.
+Network = Callable[..., tuple[torch.Tensor, Any]]
 
 
 class CrnTask:
@@ -163,8 +165,8 @@ class CrnTask:
         self._known_rhs = (frames, torch.cat(record)) if record and not given and not learned else None
         return frames
 
-    def _physics_input(self, parameters: dict[str, Any], record: list[torch.Tensor] | None) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
-        predictor = self.predictor
+    def _physics_input(self, parameters: dict[str, Any], record: list[torch.Tensor] | None, predictor: Predictor | None = None) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
+        predictor = predictor or self.predictor
         if predictor is None:
             return None
         return lambda k, u: predictor.direction(u, k * self.dt_network, parameters, record)
@@ -190,6 +192,20 @@ class CrnTask:
             pieces.append(frames)
             u, state = frames[-1], (h, c)
         return torch.cat(pieces)[:, 0]
+
+    def member_losses(self, network: Network, member: dict[str, Any], n_steps: int) -> dict[str, torch.Tensor]:
+        """The loss terms of one member of a batch (:mod:`phycrnet.methods.batch`): a pure
+        function of ``network`` (this network with the member's weights) and ``member``
+        (its ``u0``, coefficient ``parameters``, predictor ``gain`` and ``step_weights``),
+        which ``torch.func.vmap`` batches over the members."""
+        parameters, record = member["parameters"], []
+        predictor = self.predictor.with_gain(member["gain"]) if self.predictor is not None else None
+        rhs = self._physics_input(parameters, record, predictor)
+        u0 = self.physics.enforce(member["u0"], self.t_network[:1], parameters)
+        frames = network(u0, n_steps, self.dt_network, constrain=self._constrain(parameters), rhs=rhs)[0][:, 0]
+        known = torch.cat(record) if record else None
+        t = self.t_network[: n_steps + 1]
+        return self.physics.losses(frames, t, parameters, causal=self.options.training.causal, known_rhs=known, step_weights=member.get("step_weights"))
 
     def loss_terms(self, frames: torch.Tensor, n_steps: int) -> dict[str, torch.Tensor]:
         """Named loss terms of network frames ``frames`` (``n_steps + 1`` of them)."""

@@ -18,7 +18,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import weight_norm
 
 from phycrnet.errors import OptionsError
 from phycrnet.options import ModelOptions
@@ -35,6 +34,24 @@ def _pad(x: torch.Tensor, pad: tuple[int, int, int, int], periodic: tuple[bool, 
     return x
 
 
+class NormalisedConv2d(nn.Module):
+    """A weight-normalised convolution (Salimans & Kingma 2016): ``w = g v / ||v||`` per
+    output channel, as ``torch.nn.utils.parametrizations.weight_norm`` computes it, but in
+    plain operations that ``torch.func.vmap`` batches (members trained as one batch stack
+    these weights). Starts from ``conv``'s weights: ``v = w``, ``g = ||w||``."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.stride = conv.stride
+        self.direction = nn.Parameter(conv.weight.detach().clone())
+        self.magnitude = nn.Parameter(torch.linalg.vector_norm(conv.weight.detach(), dim=(1, 2, 3), keepdim=True))
+        self.bias = conv.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.direction * (self.magnitude / torch.linalg.vector_norm(self.direction, dim=(1, 2, 3), keepdim=True))
+        return F.conv2d(x, weight, self.bias, stride=self.stride)
+
+
 class PaddedConv(nn.Module):
     """A convolution that pads per axis (circular on periodic axes, zeros otherwise)."""
 
@@ -43,7 +60,7 @@ class PaddedConv(nn.Module):
         self.periodic = periodic
         self.kernel = kernel
         conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=0, bias=bias)
-        self.conv = weight_norm(conv) if normalise else conv
+        self.conv: nn.Module = NormalisedConv2d(conv) if normalise else conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low = (self.kernel - 1) // 2

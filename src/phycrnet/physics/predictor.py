@@ -38,13 +38,17 @@ class Predictor:
         implicit: the implicit diffusion filter ``P``, or ``None``.
     """
 
-    def __init__(self, physics: Physics, dt: float, *, steps: int = 1, gain: float = 1.0, kind: str = "heun", implicit: Filter | None = None) -> None:
+    def __init__(self, physics: Physics, dt: float, *, steps: int = 1, gain: float | torch.Tensor = 1.0, kind: str = "heun", implicit: Filter | None = None) -> None:
         self.physics = physics
         self.dt = dt
         self.steps = steps
         self.gain = gain
         self.kind = kind
         self.implicit = implicit
+
+    def with_gain(self, gain: float | torch.Tensor) -> Predictor:
+        """The same predictor with another ``gain`` (a batch member's, possibly a tensor)."""
+        return Predictor(self.physics, self.dt, steps=self.steps, gain=gain, kind=self.kind, implicit=self.implicit)
 
     def _time(self, t: float, like: torch.Tensor) -> torch.Tensor:
         return torch.full((1,), t, dtype=like.dtype, device=like.device)

@@ -15,13 +15,12 @@ import json
 import sys
 
 import numpy as np
-import torch
-
 from common import FIGURES, frames_rel_l2, reference_for, reference_frames, stamp, write_section
-from phycrnet.methods.config import model_config, training_config
 from phycrnet.analysis.plots import plot_error_curves
+from phycrnet.methods.solve import solve
 from phycrnet.spec.problem import load_spec
-from phycrnet.training.trainer import Trainer
+from phycrnet.studies.compare import current_frames
+from phycrnet.training.engine import Engine
 
 CASE = "allen_cahn_periodic"
 MARKS = (30.0, 60.0, 120.0, 300.0)
@@ -29,26 +28,25 @@ MARKS = (30.0, 60.0, 120.0, 300.0)
 
 def run(seed: int, budget: float, every: float, options: dict) -> dict:
     problem = load_spec(CASE)
-    reference = reference_frames(reference_for(problem), problem.fields, problem.n_steps + 1)
+    reference_dataset = reference_for(problem)
+    reference = reference_frames(reference_dataset, problem.fields, problem.n_steps + 1)
     # For the text: the reference's own estimated error.
-    run.reference_error = float(reference_for(problem).attrs.get("estimated_error", float("nan")))
-    config = training_config(problem.training, {"time_budget": budget, "seed": seed, **options})
-    trainer = Trainer(problem, config, model_config(problem.network))
+    run.reference_error = float(reference_dataset.attrs.get("estimated_error", float("nan")))
     curve: list[tuple[float, int, float]] = []
     next_mark = [0.0]
 
-    def record(t: Trainer) -> None:
-        if t.seconds < next_mark[0]:
+    def record(engine: Engine) -> None:
+        if engine.seconds < next_mark[0]:
             return
-        next_mark[0] = t.seconds + every
-        with torch.no_grad():
-            frames = t.rollout()[:: t.substeps].double().cpu().numpy()
-        curve.append((t.seconds, t.iteration, frames_rel_l2(frames, reference)))
+        next_mark[0] = engine.seconds + every
+        curve.append((engine.seconds, engine.iteration, frames_rel_l2(current_frames(engine, reference.shape), reference)))
 
-    result = trainer.train(callback=record)
-    final = frames_rel_l2(result.frames, reference)
-    curve.append((result.seconds, result.iterations, final))
-    return {"seed": seed, "curve": curve, "final": final, "iterations": result.iterations, "seconds": result.seconds}
+    solution = solve(problem, time_budget=budget, seed=seed, callback=record, **options)
+    frames = np.stack([solution[f].values for f in problem.fields], axis=1)
+    final = frames_rel_l2(frames, reference)
+    seconds, iterations = float(solution.attrs["wall_seconds"]), int(solution.attrs["iterations"])
+    curve.append((seconds, iterations, final))
+    return {"seed": seed, "curve": curve, "final": final, "iterations": iterations, "seconds": seconds}
 
 
 def error_at(curve: list[tuple[float, int, float]], seconds: float) -> float:

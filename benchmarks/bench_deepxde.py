@@ -36,13 +36,22 @@ import torch
 from common import reference_for, stamp, write_section
 from phycrnet.io.solution import solution_dataset
 from phycrnet.analysis.metrics import evaluate
-from phycrnet.methods.pinn import PinnConfig, pinn_solve
+from types import SimpleNamespace
+
+from phycrnet.methods.pinn import pinn_solve
+from phycrnet.options import pinn_options
 from phycrnet.spec.problem import load_spec
 
 CASE = "allen_cahn_periodic"
 
 
-def deepxde_settings(config: PinnConfig) -> dict:
+def merged_options(options: dict) -> SimpleNamespace:
+    """Our PINN's training and network options as one record."""
+    run = pinn_options(overrides=options)
+    return SimpleNamespace(**run.training.model_dump(), **run.pinn.model_dump())
+
+
+def deepxde_settings(config: SimpleNamespace) -> dict:
     """The DeepXDE run mirrors these options of ours."""
     return {
         "hidden": list(config.hidden),
@@ -140,7 +149,7 @@ def measure(which: str, problem, reference, args, options: dict) -> dict:
             "adam_iterations": int(ours.attrs["adam_iterations"]),
             "seconds": float(ours.attrs["wall_seconds"]),
         }
-    frames, summary = run_deepxde(problem, args.budget, args.seed, deepxde_settings(PinnConfig(**options)))
+    frames, summary = run_deepxde(problem, args.budget, args.seed, deepxde_settings(merged_options(options)))
     return {"rel_l2": rel_l2(problem, frames, reference), **summary}
 
 
@@ -166,7 +175,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="seconds of training per solver")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--options", default="{}", help="JSON overrides of our PinnConfig")
+    parser.add_argument("--options", default="{}", help="JSON overrides of our PINN options (training and pinn sections)")
     parser.add_argument("--concurrent", action="store_true", help="run both at once (use --threads 1) instead of one after the other")
     parser.add_argument("--only", choices=("ours", "deepxde"), help="run one solver and print its figures (no RESULTS.md)")
     parser.add_argument("--json", type=Path, help="with --only: write the figures to this file")
@@ -186,10 +195,10 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(results[{"ours": OURS, "deepxde": THEIRS}[args.only]]))
         return
-    write_results(args, PinnConfig(**options), results)
+    write_results(args, merged_options(options), results)
 
 
-def write_results(args, config: PinnConfig, results: dict) -> None:
+def write_results(args, config: SimpleNamespace, results: dict) -> None:
     rows = ["| solver | rel L2 (space-time) | iterations (Adam + L-BFGS) | training s | iterations/s |", "|---|---|---|---|---|"]
     for name, r in results.items():
         rows.append(

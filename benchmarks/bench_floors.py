@@ -9,7 +9,7 @@ reports the rel L2 over space-time against the converged py-pde reference.
         --variants '{"fd2 soft": {"derivatives": "fd2", "boundary": "soft"}, ...}'
 
 A variant may also name ``substeps`` (steps per frame) and ``refine`` (solve on the grid
-``refine: r`` trains on, :func:`phycrnet.solver.refined`, and compare at the spec's nodes).
+``refine: r`` trains on, :func:`phycrnet.methods.resolve.refined`, and compare at the spec's nodes).
 Hard-boundary finite-difference floors use the sparse Newton step, so refined grids of a
 few tens of thousands of unknowns take minutes.
 """
@@ -25,7 +25,7 @@ from common import frames_rel_l2, reference_for, reference_frames, stamp, write_
 from phycrnet.methods.newton import discrete_solution
 from phycrnet.errors import PhycrnetError
 from phycrnet.physics.residual import PhysicsOptions
-from phycrnet.methods.solve import refined
+from phycrnet.methods.resolve import refined
 from phycrnet.spec.problem import load_spec
 
 DEFAULT_VARIANTS = {

@@ -42,13 +42,15 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), {device}, torch {torch.__version__}, torch threads {torch.get_num_threads()}"
 
 
-def reference_for(problem: Problem, *, tag: str | None = None) -> xr.Dataset:
-    """The converged reference of ``problem`` (cached under benchmarks/.cache)."""
+def reference_for(problem: Problem, *, tag: str | None = None, method: str = "pypde", time_limit: float = 900.0) -> xr.Dataset:
+    """The converged reference of ``problem`` (cached under benchmarks/.cache): py-pde by
+    default (Burgers at nu = 0.005 needs 512² cells, about 400 s), or ``spectral`` for
+    periodic problems too big for it."""
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"{tag or problem.name}_ref.nc"
     if path.exists():
         return read_solution(path)
-    dataset = solve_reference(problem, time_limit=900.0)  # Burgers at nu = 0.005 needs 512² cells (about 400 s)
+    dataset = solve_reference(problem, time_limit=time_limit, method=method)
     write_solution(dataset, path)
     return dataset
 

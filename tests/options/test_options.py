@@ -40,6 +40,8 @@ def test_a_typo_in_a_spec_section_fails_at_load_time_with_its_key(periodic_heat_
             load_spec({**periodic_heat_spec, section: {key: 1}})
     with pytest.raises(SpecError, match="training.lr"):
         load_spec({**periodic_heat_spec, "training": {"lr": -1}})
+    with pytest.raises(SpecError, match="preset: .*unknown preset 'fancy'"):
+        load_spec({**periodic_heat_spec, "preset": "fancy"})
 
 
 def test_explicit_options_override_the_preset_and_the_spec_overrides_it_too(periodic_heat_spec):

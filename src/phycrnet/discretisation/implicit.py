@@ -28,7 +28,7 @@ part). The filter only shapes what the network sees; the physics residual is unc
   closures at Neumann and Robin sides differ more from the ghost-node rows: in the stiff
   limit the IMEX step's dt * rho comes to about 2.4 (1.5 with 2nd-order stencils, 1.3
   with Dirichlet sides only), a little beyond the explicit limit of 2, so the trainer
-  damps the explicit gain slightly there (:meth:`Trainer.explicit_step_gain`).
+  damps the explicit gain slightly there (:func:`phycrnet.methods.resolve.resolve`).
 """
 
 from __future__ import annotations

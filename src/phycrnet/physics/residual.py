@@ -139,7 +139,7 @@ class Physics:
         equation along each axis (:func:`~phycrnet.expressions.transport_coefficients`),
         taken node by node where the PDE is imposed, ``h`` the grid spacing. Above about 2
         central differences of steady advection-diffusion oscillate (the classical limit);
-        the physics-input rule measured its own limit (``phycrnet.train.PECLET_LIMIT``).
+        the physics-input rule uses its own limit (``peclet_limit``, :mod:`phycrnet.options.thresholds`).
         Burgers at nu = 0.005 on 33 nodes: about 6; ``inf`` where a field is advected without
         diffusion, 0 without advection.
         """

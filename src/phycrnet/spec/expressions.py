@@ -2,7 +2,7 @@
 
 Expressions are strings such as ``"eps*laplace(u) + u - u**3"``. They are parsed by walking
 Python's abstract syntax tree and building the sympy expression node by node, so no user
-text is ever executed. The language (see DESIGN.md) is:
+text is ever executed. The language (see docs/design.md) is:
 
 * names: the fields, ``x``, ``y``, ``t``, the parameters and ``pi``;
 * numbers, ``+ - * / **`` (``^`` is accepted as a power too), parentheses;

@@ -1,6 +1,6 @@
 """The computational grid of a problem.
 
-Convention (DESIGN.md): on a periodic axis the N points are x_i = x0 + i*L/N, i = 0..N-1
+Convention (docs/design.md, "Grid convention"): on a periodic axis the N points are x_i = x0 + i*L/N, i = 0..N-1
 (the endpoint x1 is the same point as x0 and is not stored); on a non-periodic axis the N
 nodes run from x0 to x1 *including* both boundary nodes, x_i = x0 + i*L/(N-1). Arrays on
 the grid have shape ``(ny, nx)``: rows are y, columns are x, row 0 is y = y0.

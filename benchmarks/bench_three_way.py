@@ -1,0 +1,154 @@
+"""The paper's nine cases, every method beside strong classical solvers, at one budget.
+
+For each case, ``phycrnet.compare`` runs the rows of :data:`phycrnet.studies.compare.METHODS`
+(classical explicit and implicit on the spec's grid, py-pde on the spec's grid, PhyCRNet
+under the ``paper``, ``crn`` and ``hybrid`` presets, the hybrid untrained, the PINN) with
+``--budget`` seconds of training per network, against the converged reference (cached in
+``benchmarks/.cache``). Per case the results are cached in ``.cache/three_way/<case>.json``,
+so cases can run in separate processes (one torch thread each) and the table be assembled
+afterwards:
+
+    python benchmarks/bench_three_way.py --cases allen_cahn_periodic heat_flux ... --threads 1
+    python benchmarks/bench_three_way.py --table-only
+
+Writes RESULTS.md section ``three_way``: the errors, the wall seconds, the time each row
+takes to reach the PINN's error, and per case what training adds over the classical step
+the hybrid network starts from and which method is the better tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from common import CACHE, FIGURES, reference_for, stamp, write_section
+from phycrnet.io.paper_data import PAPER_DATA
+from phycrnet.spec import catalog, load_spec
+from phycrnet.studies.compare import METHODS, compare
+
+LABELS = {
+    "classical_explicit": "classical explicit",
+    "classical_implicit": "classical implicit",
+    "pypde": "py-pde",
+    "paper": "paper",
+    "crn": "crn",
+    "hybrid_untrained": "hybrid, untrained",
+    "hybrid": "hybrid",
+    "pinn": "PINN",
+}
+NETWORKS = ("paper", "crn", "hybrid", "pinn")
+
+
+def paper_cases() -> list[str]:
+    return [c for c in catalog.list_cases() if c in PAPER_DATA]
+
+
+def run_case(case: str, budget: float, threads: int | None) -> dict:
+    problem = load_spec(case)
+    out = CACHE / "three_way" / case
+    comparison = compare(problem, time_budget=budget, out_dir=out, reference=reference_for(problem), threads=threads)
+    result = asdict(comparison)
+    result["figures"] = []
+    (CACHE / "three_way" / f"{case}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def load(case: str) -> dict | None:
+    path = CACHE / "three_way" / f"{case}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1e}"
+
+
+def error_table(results: dict[str, dict]) -> list[str]:
+    head = "| case | " + " | ".join(LABELS[m] for m in METHODS) + " |"
+    lines = [head, "|---" * (len(METHODS) + 1) + "|"]
+    for case, result in results.items():
+        rows = {r["method"]: r for r in result["rows"]}
+        errors = {m: rows[m]["rel_l2"] for m in METHODS if m in rows}
+        best = min(errors.values())
+        cells = [f"**{_cell(e)}**" if e == best else _cell(e) for e in (errors.get(m) for m in METHODS)]
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def time_table(results: dict[str, dict]) -> list[str]:
+    head = "| case | PINN error | " + " | ".join(f"{LABELS[m]} s / to reach" for m in METHODS) + " |"
+    lines = [head, "|---" * (len(METHODS) + 2) + "|"]
+    for case, result in results.items():
+        rows = {r["method"]: r for r in result["rows"]}
+        cells = []
+        for m in METHODS:
+            row = rows.get(m)
+            if row is None:
+                cells.append("–")
+                continue
+            reached = "not reached" if row["time_to_target"] is None else f"{row['time_to_target']:.1f}"
+            cells.append(f"{row['wall_seconds']:.1f} / {reached}")
+        lines.append(f"| {case} | {_cell(result['target'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def verdict(case: str, result: dict) -> str:
+    """One sentence per case: what training adds, and the better tool at this budget."""
+    rows = {r["method"]: r for r in result["rows"]}
+    trained, untrained = rows["hybrid"]["rel_l2"], rows["hybrid_untrained"]["rel_l2"]
+    change = untrained / trained
+    adds = f"training moves the hybrid from {untrained:.1e} to {trained:.1e} (" + (f"{change:.1f}x better" if change >= 1 else f"{1 / change:.1f}x worse") + ")"
+    own = min(rows["crn"]["rel_l2"], rows["paper"]["rel_l2"])
+    classical = min(rows["classical_implicit"]["rel_l2"], rows["classical_explicit"]["rel_l2"])
+    best_network = min(trained, own, rows["pinn"]["rel_l2"])
+    tool = "a classical solver" if classical <= best_network else "the trained hybrid" if trained == best_network else "a network"
+    return (
+        f"* **{case}**: {adds}; the best network that learns the physics itself (crn / paper) reaches {own:.1e} "
+        f"against the PINN's {rows['pinn']['rel_l2']:.1e}; the classical solvers reach {classical:.1e} in "
+        f"{min(rows['classical_implicit']['wall_seconds'], rows['classical_explicit']['wall_seconds']):.1f} s. Better tool here: {tool}."
+    )
+
+
+def write_table(budget: float, command: str, note: str) -> None:
+    results = {case: r for case in paper_cases() if (r := load(case)) is not None}
+    text = [
+        f"## The paper's nine cases: every method beside classical solvers, {budget:g} s of training per network",
+        "",
+        stamp(command),
+        note,
+        "rel L2 over space-time against the converged reference (mean over fields); the best of each row in bold.",
+        "",
+        *error_table(results),
+        "",
+        "Wall seconds of each row (the whole call, set-up included) and the training seconds it took to reach the PINN's error at the budget (classical rows: their wall time, if their error is at or below it).",
+        "",
+        *time_table(results),
+        "",
+        "What training adds, and the better tool, per case:",
+        "",
+        *(verdict(case, result) for case, result in results.items()),
+    ]
+    write_section("three_way", "\n".join(text))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=300.0)
+    parser.add_argument("--cases", nargs="*", default=None, help="default: the paper's nine cases")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args()
+    (CACHE / "three_way").mkdir(parents=True, exist_ok=True)
+    FIGURES.mkdir(exist_ok=True)
+    if not args.table_only:
+        for case in args.cases or paper_cases():
+            result = run_case(case, args.budget, args.threads)
+            print(case, json.dumps({r["method"]: round(r["rel_l2"], 8) for r in result["rows"]}), flush=True)
+    arguments = [a for a in sys.argv[1:] if a != "--table-only"]
+    write_table(args.budget, "python benchmarks/bench_three_way.py " + " ".join(arguments), args.note)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ import yaml
 try:  # typer >= 0.20 bundles its own click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - older typer with click installed
-    from click import exceptions as click_exceptions
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from phycrnet.errors import OptionsError, PhycrnetError, PhycrnetWarning
 from phycrnet.options import SECTIONS

@@ -10,6 +10,7 @@ import typer
 
 from phycrnet.cli.app import app, say
 from phycrnet.errors import OptionsError
+from phycrnet.spec.problem import Problem
 
 
 @app.command()
@@ -27,7 +28,7 @@ def cases() -> None:
         say("  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)))
 
 
-def boundary_summary(problem) -> str:  # type: ignore[no-untyped-def]
+def boundary_summary(problem: Problem) -> str:
     """The kinds of boundary conditions of a problem, e.g. ``dirichlet+neumann``."""
     if all(problem.periodic):
         return "periodic"

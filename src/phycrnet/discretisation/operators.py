@@ -31,7 +31,7 @@ from phycrnet.spec.grid import SIDE_AXIS, Grid
 ACCURACIES = (2, 4)
 
 
-def fd_weights(offsets: Sequence[float], order: int, at: float = 0.0) -> np.ndarray:
+def fd_weights(offsets: Sequence[float] | np.ndarray, order: int, at: float = 0.0) -> np.ndarray:
     """Weights ``w`` with ``sum_k w_k f(offsets_k) ~ f^(order)(at)`` on unit spacing.
 
     Fornberg's recursion (Math. Comp. 51, 1988): exact for polynomials of degree

@@ -213,14 +213,12 @@ def read_paper_csv(path: str | os.PathLike, *, fields: Sequence[str] | None = No
     attrs = {"source": str(Path(path).name), "swap_xy": int(bool(swap_xy))}
     if len(first) == len(xs) * len(ys) and len(first) == len(long) // len(times):
         # full lattice: sorted by (t, y, x), so a plain reshape gives (t, y, x)
-        shape = (len(times), len(ys), len(xs))
-        data = {n: (("t", "y", "x"), long[n].to_numpy().reshape(shape)) for n in names}
-        return xr.Dataset(data, coords={"t": times, "y": ys, "x": xs}, attrs=attrs)
+        lattice = {n: (("t", "y", "x"), long[n].to_numpy().reshape(len(times), len(ys), len(xs))) for n in names}
+        return xr.Dataset(lattice, coords={"t": times, "y": ys, "x": xs}, attrs=attrs)
     n_node = len(first)
     if len(long) != n_node * len(times):
         raise ValueError(f"{path}: nodes differ between times")
-    shape = (len(times), n_node)
-    data = {n: (("t", "node"), long[n].to_numpy().reshape(shape)) for n in names}
+    data = {n: (("t", "node"), long[n].to_numpy().reshape(len(times), n_node)) for n in names}
     coords = {"t": times, "x": ("node", first["x"].to_numpy()),
               "y": ("node", first["y"].to_numpy())}
     return xr.Dataset(data, coords=coords, attrs=attrs)

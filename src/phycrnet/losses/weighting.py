@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -48,14 +48,14 @@ class Weighting(nn.Module):
 
     def get_extra_state(self) -> dict[str, Any]:
         state = {name: getattr(self, name) for name in self.persistent}
-        if hasattr(self, "generator"):
-            state["generator"] = self.generator.get_state()
+        if isinstance(generator := getattr(self, "generator", None), torch.Generator):
+            state["generator"] = generator.get_state()
         return state
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             if name == "generator":
-                self.generator.set_state(value)
+                cast(torch.Generator, getattr(self, "generator")).set_state(value)
             else:
                 setattr(self, name, value)
 
@@ -68,7 +68,7 @@ class Weighting(nn.Module):
 
     def _weighted(self, losses: Losses, weights: Mapping[str, float | torch.Tensor]) -> torch.Tensor:
         self.weights = _logged(weights)
-        return sum(weights[k] * v for k, v in losses.items())
+        return cast(torch.Tensor, sum(weights[k] * v for k, v in losses.items()))
 
 
 class Fixed(Weighting):
@@ -115,7 +115,7 @@ class Uncertainty(Weighting):
         self.log_variances = nn.ParameterDict()
 
     def combine(self, losses: Losses, step: int) -> torch.Tensor:
-        total = 0.0
+        total: Any = 0.0
         weights = {}
         for name, value in losses.items():
             if name not in self.log_variances:
@@ -126,7 +126,7 @@ class Uncertainty(Weighting):
             weights[name] = 0.5 * torch.exp(-s)
             total = total + weights[name] * value + 0.5 * s
         self.weights = _logged(weights)
-        return total
+        return cast(torch.Tensor, total)
 
 
 class LearningRateAnnealing(Weighting):

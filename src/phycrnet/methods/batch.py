@@ -27,7 +27,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import xarray as xr
@@ -144,8 +144,9 @@ def _member_data(runs: Sequence[CrnRun]) -> dict[str, Any]:
         "parameters": {n: torch.tensor([run.resolved.problem.parameters[n].value for run in runs], dtype=dtype, device=device) for n in names},
         "gain": torch.tensor([run.resolved.input_gain for run in runs], dtype=dtype, device=device),
     }
-    if template.step_weights is not None:
-        data["step_weights"] = torch.stack([run.task.step_weights for run in runs])
+    weights = [run.task.step_weights for run in runs]
+    if all(w is not None for w in weights):
+        data["step_weights"] = torch.stack(cast(list[torch.Tensor], weights))
     return data
 
 

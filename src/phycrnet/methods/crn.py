@@ -21,7 +21,7 @@ builds on are resolved beforehand (:func:`phycrnet.methods.resolve.resolve`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.utils.checkpoint
@@ -198,7 +198,7 @@ class CrnTask:
         function of ``network`` (this network with the member's weights) and ``member``
         (its ``u0``, coefficient ``parameters``, predictor ``gain`` and ``step_weights``),
         which ``torch.func.vmap`` batches over the members."""
-        parameters, record = member["parameters"], []
+        parameters, record = member["parameters"], cast(list[torch.Tensor], [])
         predictor = self.predictor.with_gain(member["gain"]) if self.predictor is not None else None
         rhs = self._physics_input(parameters, record, predictor)
         u0 = self.physics.enforce(member["u0"], self.t_network[:1], parameters)

@@ -217,9 +217,10 @@ class _SparseNewton:
             size = float(r.pow(2).mean().sqrt())
             if size < tolerance:
                 break
-            if self.factorisation is None or (last is not None and size > 0.2 * last):
-                self.factorisation = scipy.sparse.linalg.splu(_sparse_jacobian(residual, guess, self.shape, self.nodes))
-            update = torch.as_tensor(self.factorisation.solve(r.numpy()))
+            factorisation = self.factorisation
+            if factorisation is None or (last is not None and size > 0.2 * last):
+                factorisation = self.factorisation = scipy.sparse.linalg.splu(_sparse_jacobian(residual, guess, self.shape, self.nodes))
+            update = torch.as_tensor(factorisation.solve(r.numpy()))
             guess = guess - update
             last = size
             if float(update.abs().max()) < 1e-13 * (1.0 + float(guess.abs().max())):

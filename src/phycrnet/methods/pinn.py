@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sympy
@@ -128,7 +128,7 @@ def equation_derivatives(problem: Problem) -> tuple[tuple[str, ...], bool]:
 def _jet_operator(jet: Jet, fields: Sequence[str]) -> Callable:
     def apply(name: str, argument: sympy.Expr, walk) -> torch.Tensor:
         c = fields.index(argument.name)
-        return sum(jet.derivative(d)[:, c] for d in OPERATOR_DERIVATIVES[name])
+        return cast(torch.Tensor, sum(jet.derivative(d)[:, c] for d in OPERATOR_DERIVATIVES[name]))
 
     return apply
 
@@ -145,7 +145,7 @@ def _autograd_operator(coords: Mapping[str, torch.Tensor]) -> Callable:
 
     def apply(name: str, argument: sympy.Expr, walk) -> torch.Tensor:
         value = walk(argument)
-        return sum(derivative(value, d) for d in OPERATOR_DERIVATIVES[name])
+        return cast(torch.Tensor, sum(derivative(value, d) for d in OPERATOR_DERIVATIVES[name]))
 
     return apply
 

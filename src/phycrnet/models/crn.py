@@ -60,7 +60,7 @@ class PaddedConv(nn.Module):
         self.periodic = periodic
         self.kernel = kernel
         conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=0, bias=bias)
-        self.conv: nn.Module = NormalisedConv2d(conv) if normalise else conv
+        self.conv: nn.Conv2d | NormalisedConv2d = NormalisedConv2d(conv) if normalise else conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low = (self.kernel - 1) // 2
@@ -80,6 +80,7 @@ class ConvLSTMCell(nn.Module):
         self.hidden_conv = PaddedConv(hidden, 4 * hidden, kernel, 1, periodic, bias=False)
         with torch.no_grad():
             bias = self.input_conv.conv.bias
+            assert bias is not None
             bias.zero_()
             bias[hidden : 2 * hidden] = 1.0
 
@@ -133,11 +134,11 @@ class PhyCRNet(nn.Module):
             self.project = nn.Conv2d(config.lstm_channels, shuffled * factor**2, 1)
         self.shuffle = nn.PixelShuffle(factor)
         head_in = shuffled + (n_fields if config.input_skip else 0) + (n_fields if config.physics_input else 0)
+        self.hidden_head: PaddedConv | None = None
         if config.head_channels:
             self.hidden_head = PaddedConv(head_in, config.head_channels, config.decoder_kernel, 1, periodic)
             self.output = PaddedConv(config.head_channels, n_fields, 1, 1, periodic)
         else:
-            self.hidden_head = None
             self.output = PaddedConv(head_in, n_fields, config.decoder_kernel, 1, periodic)
         coarse = tuple(n // factor for n in self.padded_shape)
         init = torch.randn(2, 1, config.lstm_channels, *coarse) if config.initial_state == "random" else torch.zeros(2, 1, config.lstm_channels, *coarse)
@@ -146,14 +147,21 @@ class PhyCRNet(nn.Module):
         else:
             self.register_buffer("initial_state", init)
         with torch.no_grad():
-            self.output.conv.weight.mul_(0.1)
-            self.output.conv.bias.zero_()
+            self.output_layer.weight.mul_(0.1)
+            self.output_layer.bias.zero_()  # type: ignore[union-attr]
+
+    @property
+    def output_layer(self) -> nn.Conv2d:
+        """The decoder's last convolution (a plain, not weight-normalised one)."""
+        conv = self.output.conv
+        assert isinstance(conv, nn.Conv2d)
+        return conv
 
     def scale_output(self, factor: float) -> None:
         """Multiply the output layer's weights by ``factor`` (before training: a long time
         step needs a smaller initial update)."""
         with torch.no_grad():
-            self.output.conv.weight.mul_(factor)
+            self.output_layer.weight.mul_(factor)
 
     def start_as_explicit_step(self, gain: float = 1.0) -> None:
         """Make the decoder pass F through: the output layer's weights on F become ``gain``
@@ -165,7 +173,7 @@ class PhyCRNet(nn.Module):
         would bend F)."""
         if not self.config.physics_input or self.hidden_head is not None:
             raise OptionsError("model.physics_init explicit needs physics_input and head_channels 0")
-        weight = self.output.conv.weight
+        weight = self.output_layer.weight
         n, centre = self.n_fields, self.config.decoder_kernel // 2
         with torch.no_grad():
             weight.zero_()

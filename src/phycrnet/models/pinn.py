@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sympy
@@ -75,6 +75,8 @@ class Embedding(nn.Module):
         t_end: end of the time window.
         harmonics: the wave numbers k of the Fourier features on periodic axes.
     """
+
+    harmonics: torch.Tensor
 
     def __init__(
         self,
@@ -153,9 +155,14 @@ class MLP(nn.Module):
         widths = [n_in, *hidden, n_out]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.activation = activation
-        for layer in self.layers:
+        for layer in self.linear:
             nn.init.xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    @property
+    def linear(self) -> list[nn.Linear]:
+        """The layers, typed."""
+        return [cast(nn.Linear, layer) for layer in self.layers]
 
     def _activate(self, z: torch.Tensor) -> tuple[torch.Tensor, Callable[[], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
         """``s(z)``, a thunk for ``s'(z)``, and ``s''(z)`` as a function of ``s'(z)``."""
@@ -186,7 +193,7 @@ class MLP(nn.Module):
         # Slots travel as a list with one product each: indexing a stacked tensor would make
         # autograd fill a full-size zero gradient per index in the backward pass.
         h = list(stacked.unbind(0))
-        for layer in self.layers[:-1]:
+        for layer in self.linear[:-1]:
             z = [torch.matmul(slot, layer.weight.T) for slot in h]
             a, slope, curvature = self._activate(z[0] + layer.bias)
             h = [a]
@@ -196,7 +203,7 @@ class MLP(nn.Module):
                 if second_of:
                     d2 = curvature(d1)
                     h.extend(d2 * z[j] * z[j] + d1 * z[1 + n_first + k] for k, j in enumerate(second_of))
-        last = self.layers[-1]
+        last = self.linear[-1]
         out = [torch.matmul(slot, last.weight.T) for slot in h]
         return torch.stack([out[0] + last.bias, *out[1:]])
 
@@ -403,7 +410,7 @@ class FieldModel(torch.nn.Module):
         key = ("u0", tuple(raw.first), tuple(raw.second))
         if key not in points.cache:
             spatial = [d for d in raw.first if d != "t"]
-            points.cache[key] = autograd_jet(lambda x, y, t: self.initial(x, y), points.x, points.y, points.t, spatial, raw.second)
+            points.cache[key] = autograd_jet(lambda x, y, t: self.initial(x, y), points.x, points.y, points.t, spatial, list(raw.second))
         u0 = points.cache[key]
         phi, slope = self.phi(points.t)
         jet = Jet(u0.value + phi * raw.value)

@@ -22,7 +22,7 @@ Auto = Literal["auto"]
 
 def option(default: Any, description: str, *, unit: str | None = None, **constraints: Any) -> Any:
     """A field with its documentation (``unit`` goes into ``docs/options.md``)."""
-    extra = {"unit": unit} if unit else None
+    extra: dict[str, Any] | None = {"unit": unit} if unit else None
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 

@@ -12,9 +12,10 @@ step is stable on the negative real axis while it stays at or below 2.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 
-def _threshold(value: float, meaning: str) -> float:
+def _threshold(value: Any, meaning: str) -> Any:
     return field(default=value, metadata={"meaning": meaning})
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import sympy
 import torch
@@ -174,7 +174,7 @@ class Physics:
 
     def _hard_operator(self, name, field, frames, t, parameters, cache) -> torch.Tensor:
         if name == "laplace":
-            return sum(self._hard_derivative(field, axis, 2, frames, t, parameters, cache) for axis in (0, 1))
+            return cast(torch.Tensor, sum(self._hard_derivative(field, axis, 2, frames, t, parameters, cache) for axis in (0, 1)))
         axis = 0 if name.endswith("x") or name.endswith("x2") else 1
         order = 2 if name.startswith("d2") else 1
         return self._hard_derivative(field, axis, order, frames, t, parameters, cache)
@@ -221,7 +221,7 @@ class Physics:
         log_growth = []
         for _ in range(iterations):
             step = (lambda u: self.rhs(u, t, values)) if transform is None else (lambda u: transform(self.rhs(u, t, values)))
-            _, jv = torch.func.jvp(step, (state,), (v,))
+            jv = torch.func.jvp(step, (state,), (v,))[1]
             jv = jv * mask
             norm = float(jv.norm())
             if not norm > 0 or not math.isfinite(norm):
@@ -320,8 +320,8 @@ class Physics:
             for side, condition in self.sides[name].items():
                 if self.hard and condition.kind != "dirichlet":
                     continue
-                index = {"left": (slice(None), 0), "right": (slice(None), -1), "bottom": (0, slice(None)), "top": (-1, slice(None))}[side]
-                mask[index] = False
+                index: dict[str, tuple[Any, Any]] = {"left": (slice(None), 0), "right": (slice(None), -1), "bottom": (0, slice(None)), "top": (-1, slice(None))}
+                mask[index[side]] = False
             masks.append(mask)
         return torch.stack(masks)
 

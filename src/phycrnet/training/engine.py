@@ -18,7 +18,7 @@ imperfect solution instead of the data (docs/method.md, "Observations").
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,7 @@ class Engine:
                 f"training diverged at iteration {self.iteration} (loss {float(raw.min()):.3g}, best {best:.3g}); "
                 "no result was written — try a smaller learning rate (--lr)"
             )
-        if bool(restored.any()):
+        if bool(restored.any()) and self.guard.best_state is not None:
             self.lr_scale *= 0.5
             self.restore(self.guard.best_state, restored, optimizer=True)
         self._hold_failed()
@@ -273,7 +273,7 @@ class Engine:
             with torch.no_grad():
                 self.weighting.combine(self.task.losses(self.windows[0], "adam"), 0)
 
-    def _gradient_norms(self, losses: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+    def _gradient_norms(self, losses: Mapping[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
         """Per term: (max |g|, mean |g|) of its gradient on the network's parameters."""
         params = [p for p in self.task.network_parameters() if p.requires_grad]
         norms = {}

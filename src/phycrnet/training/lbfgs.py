@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -160,8 +160,7 @@ class LbfgsFinish:
         self.optimizer.zero_grad(set_to_none=True)
         engine.task.prepare("lbfgs", engine.iteration)
         losses = engine.task.losses(None, "lbfgs")
-        total = sum(self.weights.get(k, 1.0) * v for k, v in losses.items())
-        total = total.reshape(-1)
+        total = cast(torch.Tensor, sum(self.weights.get(k, 1.0) * v for k, v in losses.items())).reshape(-1)
         if self.scale is None:
             value = total.detach()
             usable = torch.isfinite(value) & (value > 0)

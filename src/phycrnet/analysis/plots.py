@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
+from phycrnet.analysis.metrics import field_at
 from phycrnet.errors import DataError, OptionsError
 from phycrnet.io.solution import fields_of, validate_solution
-from phycrnet.analysis.metrics import field_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -306,13 +307,51 @@ def plot_comparison(
     Rows are times (nearest reference frames to ``times``, default 5 evenly spread);
     columns are the reference, each prediction, then ``|prediction - reference|`` for
     each prediction. Predictions are brought onto the reference's grid and times with
-    :func:`phycrnet.metrics.field_at` (cubic regridding, periodic wrap, linear in time).
-    Values share one colour scale, errors another.
+    :func:`phycrnet.analysis.metrics.field_at` (cubic regridding, periodic wrap, linear in
+    time). Values share one colour scale, errors another.
 
     Raises:
         DataError: ``field`` missing from a dataset, or a prediction not covering the
             shown times or the reference domain.
     """
+    rows = _comparison_rows(ref, preds, field, times)
+    errors = {label: np.abs(values - rows.reference) for label, values in rows.predictions.items()}
+    columns = [_Column("reference", rows.reference, False)]
+    columns += [_Column(label, values, False) for label, values in rows.predictions.items()]
+    columns += [_Column(f"|{label} - ref|", error, True) for label, error in errors.items()]
+    fig = _figure(_PANEL_INCHES * len(columns) + 1.2, _PANEL_INCHES * len(rows.times) + 0.4)
+    _draw_comparison(fig, rows, columns, field)
+    fig.suptitle(field)
+    return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class _ComparisonRows:
+    """The frames shown by :func:`plot_comparison`, all on the reference's nodes.
+
+    ``reference`` and each prediction have shape ``(rows, ny, nx)``.
+    """
+
+    times: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    reference: np.ndarray
+    predictions: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column of the comparison grid: its title, frames and whether they are errors."""
+
+    title: str
+    frames: np.ndarray
+    is_error: bool
+
+
+def _comparison_rows(
+    ref: xr.Dataset, preds: Mapping[str, xr.Dataset], field: str, times: Sequence[float] | None
+) -> _ComparisonRows:
+    """Validate the datasets and bring every prediction onto the reference's rows."""
     ref = validate_solution(ref, source="reference")
     if field not in fields_of(ref):
         raise DataError(f"field '{field}' is not in the reference")
@@ -320,39 +359,37 @@ def plot_comparison(
     indices = snapshot_indices(t_ref, times)
     t_rows = t_ref[indices]
     x, y = ref["x"].values, ref["y"].values
-    ref_rows = _field_values(ref, field)[indices]
-    pred_rows = {}
+    predictions = {}
     for label, ds in preds.items():
         ds = validate_solution(ds, source=label)
         if field not in fields_of(ds):
             raise DataError(f"field '{field}' is not in '{label}'")
-        pred_rows[label] = field_at(ds, field, t_rows, x, y, time_interp=True)
-    errors = {label: np.abs(rows - ref_rows) for label, rows in pred_rows.items()}
-    vmin, vmax = _color_range(ref_rows, *pred_rows.values())
-    _, emax = _color_range(np.zeros(1), *errors.values())
-    columns = [("reference", ref_rows, False)]
-    columns += [(label, rows, False) for label, rows in pred_rows.items()]
-    columns += [(f"|{label} - ref|", err, True) for label, err in errors.items()]
-    n_rows, n_cols = len(indices), len(columns)
-    fig = _figure(_PANEL_INCHES * n_cols + 1.2, _PANEL_INCHES * n_rows + 0.4)
+        predictions[label] = field_at(ds, field, t_rows, x, y, time_interp=True)
+    return _ComparisonRows(t_rows, x, y, _field_values(ref, field)[indices], predictions)
+
+
+def _draw_comparison(fig: Figure, rows: _ComparisonRows, columns: Sequence[_Column], field: str) -> None:
+    """Draw the panels (rows: times, columns: ``columns``) and one colour bar per scale."""
+    vmin, vmax = _color_range(rows.reference, *rows.predictions.values())
+    _, emax = _color_range(np.zeros(1), *(c.frames for c in columns if c.is_error))
+    n_rows, n_cols = len(rows.times), len(columns)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     value_mesh = error_mesh = None
     for row in range(n_rows):
-        for col, (title, data, is_error) in enumerate(columns):
+        for col, column in enumerate(columns):
             ax = axes[row, col]
-            if is_error:
-                error_mesh = _mesh(ax, x, y, data[row], 0.0, emax, "magma")
+            if column.is_error:
+                error_mesh = _mesh(ax, rows.x, rows.y, column.frames[row], 0.0, emax, "magma")
             else:
-                value_mesh = _mesh(ax, x, y, data[row], vmin, vmax, "viridis")
+                value_mesh = _mesh(ax, rows.x, rows.y, column.frames[row], vmin, vmax, "viridis")
             if row == 0:
-                ax.set_title(title)
+                ax.set_title(column.title)
             _label_axes(ax, xlabel=row == n_rows - 1, ylabel=False)
             if col == 0:
-                ax.set_ylabel(f"t = {t_rows[row]:.4g}\ny")
-    value_axes = [axes[r, c] for r in range(n_rows) for c in range(1 + len(pred_rows))]
-    fig.colorbar(value_mesh, ax=value_axes, label=field, shrink=0.8)
+                ax.set_ylabel(f"t = {rows.times[row]:.4g}\ny")
+    n_values = 1 + len(rows.predictions)
+    if value_mesh is not None:
+        fig.colorbar(value_mesh, ax=[axes[r, c] for r in range(n_rows) for c in range(n_values)], label=field, shrink=0.8)
     if error_mesh is not None:
-        error_axes = [axes[r, c] for r in range(n_rows) for c in range(1 + len(pred_rows), n_cols)]
+        error_axes = [axes[r, c] for r in range(n_rows) for c in range(n_values, n_cols)]
         fig.colorbar(error_mesh, ax=error_axes, label=f"|error| of {field}", shrink=0.8)
-    fig.suptitle(field)
-    return _save(fig, path)

@@ -6,12 +6,14 @@ Each imports its solver when it runs, so that ``phycrnet --help`` does not load 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
 from phycrnet.cli.app import SET_HELP, app, described, flat_options, parse_settings, report_run, say
 from phycrnet.options.sections import BoundaryMode, DerivativeScheme, Schedule, TimeScheme, Weighting
+
+ReferenceMethod = Literal["pypde", "spectral", "auto"]
 
 SPEC_HELP = "Catalog case name or spec YAML file."
 OUT_HELP = "netCDF file to write."
@@ -138,16 +140,17 @@ def pinn(
 def reference(
     spec: str = typer.Argument(..., help=SPEC_HELP),
     out: Path = typer.Option(..., "--out", "-o", help=OUT_HELP),
-    refinement: Optional[int] = typer.Option(None, help="Cells per grid spacing (default: automatic)."),
-    richardson: bool = typer.Option(True, help="Richardson-extrapolate two refinements."),
-    tolerance: float = typer.Option(1e-4, help="Target for the estimated error (automatic refinement)."),
-    time_limit: float = typer.Option(60.0, help="Seconds the automatic refinement may spend."),
+    method: ReferenceMethod = typer.Option("pypde", help="pypde (finite volumes on refined grids), spectral (periodic problems) or auto (spectral where every axis is periodic)."),
+    refinement: Optional[int] = typer.Option(None, help="Cells (points) per grid spacing (default: automatic)."),
+    richardson: bool = typer.Option(True, help="Richardson-extrapolate two refinements (py-pde)."),
+    tolerance: Optional[float] = typer.Option(None, help="Target for the estimated error (automatic refinement; default 1e-4 py-pde, 1e-6 spectral)."),
+    time_limit: Optional[float] = typer.Option(None, help="Seconds the automatic refinement may spend (default 60 py-pde, 900 spectral)."),
 ) -> None:
-    """Converged reference solution (py-pde on a refined grid) with a self-convergence estimate."""
+    """Converged reference solution (py-pde or pseudo-spectral, refined) with a self-convergence estimate."""
     from phycrnet.io.solution import write_solution
     from phycrnet.reference.solver import solve_reference
 
-    dataset = solve_reference(spec, refinement=refinement, richardson=richardson, tolerance=tolerance, time_limit=time_limit)
+    dataset = solve_reference(spec, method=method, refinement=refinement, richardson=richardson, tolerance=tolerance, time_limit=time_limit)
     write_solution(dataset, out)
     attrs = dataset.attrs
     say(

@@ -5,7 +5,7 @@ and shape ``(T, ny, nx)``, and the 1-D float64 coordinates ``t`` (including t = 
 ``y`` and ``x`` (DESIGN.md, "Grid convention" and "Output format"). Global attributes:
 
 ``spec``             the problem specification as YAML text
-``solver``           solver name (``"phycrnet"``, ``"reference"``, ``"pinn"``, ...)
+``solver``           solver name (``"phycrnet"``, ``"pinn"``, ``"classical"``, ``"py-pde reference"``, ``"spectral reference"``)
 ``phycrnet_version`` package version that wrote the file
 ``wall_seconds``     wall-clock seconds of the run
 ``iterations``       training iterations / solver steps
@@ -254,13 +254,43 @@ def solution_dataset(
     t_arr = _coordinate("t", t)
     x_arr = _coordinate("x", x)
     y_arr = _coordinate("y", y)
-    shape = (t_arr.size, y_arr.size, x_arr.size)
+    data_vars = _data_variables(fields, (t_arr.size, y_arr.size, x_arr.size))
+    standard = _standard_attrs(
+        solver=solver,
+        spec_yaml=spec_yaml,
+        periodic=periodic,
+        wall_seconds=wall_seconds,
+        iterations=iterations,
+        loss_terms=loss_terms,
+    )
+    standard.update(attrs or {})
+    coords = {"t": ("t", t_arr), "y": ("y", y_arr), "x": ("x", x_arr)}
+    return xr.Dataset(data_vars, coords=coords, attrs=_clean_attrs(standard))
+
+
+def _data_variables(
+    fields: Mapping[str, np.ndarray], shape: tuple[int, int, int]
+) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """The field variables with dims ``("t", "y", "x")``, each validated against ``shape``."""
     data_vars: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
     for name, values in fields.items():
         if not isinstance(name, str) or not name or name in _COORD_NAMES:
             raise DataError(f"invalid field name {name!r} (must be a string other than t, x, y)")
         data_vars[name] = (FIELD_DIMS, _field_array(name, values, shape))
-    standard: dict[str, Any] = {
+    return data_vars
+
+
+def _standard_attrs(
+    *,
+    solver: str,
+    spec_yaml: str | None,
+    periodic: tuple[bool, bool],
+    wall_seconds: float | None,
+    iterations: int | None,
+    loss_terms: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """The attributes every solution carries (module docstring), before conversion."""
+    return {
         "spec": spec_yaml,
         "solver": solver,
         "phycrnet_version": package_version(),
@@ -271,9 +301,6 @@ def solution_dataset(
         "periodic_y": bool(periodic[1]),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    standard.update(attrs or {})
-    coords = {"t": ("t", t_arr), "y": ("y", y_arr), "x": ("x", x_arr)}
-    return xr.Dataset(data_vars, coords=coords, attrs=_clean_attrs(standard))
 
 
 # --------------------------------------------------------------------------- writing

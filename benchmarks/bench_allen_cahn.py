@@ -15,6 +15,7 @@ import json
 import sys
 
 import numpy as np
+
 from common import FIGURES, frames_rel_l2, reference_for, reference_frames, stamp, write_section
 from phycrnet.analysis.plots import plot_error_curves
 from phycrnet.methods.solve import solve

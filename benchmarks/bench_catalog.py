@@ -23,11 +23,11 @@ import sys
 import time
 
 from common import CACHE, reference_for, stamp, write_section
-from phycrnet.spec import catalog
+from phycrnet.analysis.metrics import evaluate
 from phycrnet.errors import DivergenceError
 from phycrnet.io.solution import write_solution
-from phycrnet.analysis.metrics import evaluate
 from phycrnet.methods.solve import solve
+from phycrnet.spec import catalog
 from phycrnet.spec.problem import load_spec
 
 SOFT_TARGET = 5e-3

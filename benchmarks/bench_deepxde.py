@@ -30,14 +30,14 @@ from pathlib import Path
 
 os.environ.setdefault("DDE_BACKEND", "pytorch")
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
 from common import reference_for, stamp, write_section
-from phycrnet.io.solution import solution_dataset
 from phycrnet.analysis.metrics import evaluate
-from types import SimpleNamespace
-
+from phycrnet.io.solution import solution_dataset
 from phycrnet.methods.pinn import pinn_solve
 from phycrnet.options import pinn_options
 from phycrnet.spec.problem import load_spec
@@ -216,7 +216,7 @@ def write_results(args, config: SimpleNamespace, results: dict) -> None:
         f"{config.n_interior} collocation points resampled every {config.resample_every} iterations, Adam lr {config.lr:g} "
         f"decaying exponentially to {config.lr * config.final_lr_ratio:g}, then L-BFGS for the last {config.lbfgs_fraction:.0%} of the budget; "
         f"ours in {config.dtype} with forward-propagated derivatives and "
-        f"{'causal weighting ε = %g' % config.causal if config.causal else 'no causal weighting'}. "
+        f"{f'causal weighting ε = {config.causal:g}' if config.causal else 'no causal weighting'}. "
         "rel L2 over space-time (21 frames, 32²) against the cached py-pde reference:\n\n"
         + "\n".join(rows)
         + f"\n\nOurs / DeepXDE error ratio: {ours / theirs:.2f}.\n"

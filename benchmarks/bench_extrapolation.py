@@ -39,7 +39,7 @@ def main() -> None:
     FIGURES.mkdir(exist_ok=True)
     figure = plot_error_curves(curves, FIGURES / f"extrapolation_{args.case}.png", ylabel="rel L2 per frame")
     train_end = problem.t_end
-    rows = ["| field | rel L2 on [0, %g] | rel L2 on (%g, %g] | at t = %g |" % (train_end, train_end, args.until, args.until), "|---|---|---|---|"]
+    rows = [f"| field | rel L2 on [0, {train_end:g}] | rel L2 on ({train_end:g}, {args.until:g}] | at t = {args.until:g} |", "|---|---|---|---|"]
     for field, values in report["fields"].items():
         per_time = np.asarray(values["rel_l2_per_time"])
         inside, outside = per_time[t <= train_end + 1e-9], per_time[t > train_end + 1e-9]

@@ -22,10 +22,10 @@ import sys
 import time
 
 from common import frames_rel_l2, reference_for, reference_frames, stamp, write_section
-from phycrnet.methods.newton import discrete_solution
 from phycrnet.errors import PhycrnetError
-from phycrnet.physics.residual import PhysicsOptions
+from phycrnet.methods.newton import discrete_solution
 from phycrnet.methods.resolve import refined
+from phycrnet.physics.residual import PhysicsOptions
 from phycrnet.spec.problem import load_spec
 
 DEFAULT_VARIANTS = {

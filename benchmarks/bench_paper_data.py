@@ -25,8 +25,8 @@ import numpy as np
 import xarray as xr
 
 from common import CACHE, HERE, reference_for, stamp, write_section
-from phycrnet.io.solution import read_solution
 from phycrnet.io.paper_data import PAPER_DATA, read_case_data
+from phycrnet.io.solution import read_solution
 from phycrnet.spec.problem import load_spec
 
 DEFAULT_DATA = HERE.parent.parent / "shared" / "reference" / "data"

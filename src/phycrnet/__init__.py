@@ -19,7 +19,6 @@ import importlib
 from typing import Any
 
 from phycrnet._version import __version__
-
 from phycrnet.errors import DataError, DivergenceError, PhycrnetError, SpecError  # noqa: E402
 
 #: Public name -> (module, attribute), resolved lazily by :func:`__getattr__`.

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from phycrnet.analysis.metrics import common_times, evaluate, field_at, regrid, rel_l2
 from phycrnet.errors import DataError
 from phycrnet.io.solution import solution_dataset
-from phycrnet.analysis.metrics import common_times, evaluate, field_at, regrid, rel_l2
 
 Func = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from phycrnet.errors import DataError, OptionsError
-from phycrnet.io.solution import read_solution, solution_dataset, write_solution
 from phycrnet.analysis.plots import (
     animate,
     plot_comparison,
@@ -17,6 +15,8 @@ from phycrnet.analysis.plots import (
     plot_snapshots,
     snapshot_indices,
 )
+from phycrnet.errors import DataError, OptionsError
+from phycrnet.io.solution import read_solution, solution_dataset, write_solution
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

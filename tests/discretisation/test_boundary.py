@@ -9,7 +9,7 @@ Observed orders are ``log2(err(h) / err(h/2))`` with the spacing halving between
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -92,7 +92,7 @@ def make_problem(
     return load_spec(spec)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _numeric(expr: sp.Expr):
     return sp.lambdify((X, Y, T), expr, "numpy")
 
@@ -291,7 +291,7 @@ NU = 0.05
 HEAT_CASES = ("neumann_cos", "dirichlet_sin", "robin_mixed", "channel", "periodic")
 
 
-@lru_cache(maxsize=None)
+@cache
 def heat_case(case: str, level: int):
     """An exact solution of u_t = nu*laplace(u) on [0, 2] x [0, 1] and its problem.
 

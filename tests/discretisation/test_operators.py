@@ -24,7 +24,6 @@ import pytest
 import sympy as sp
 import torch
 
-from phycrnet.spec.grid import Axis, Grid
 from phycrnet.discretisation.operators import (
     Derivatives,
     central_radius,
@@ -33,6 +32,7 @@ from phycrnet.discretisation.operators import (
     fd_weights,
     one_sided_weights,
 )
+from phycrnet.spec.grid import Axis, Grid
 
 # The tensors here are tiny: intra-op threads only add overhead (and contention).
 pytestmark = pytest.mark.usefixtures("single_thread")

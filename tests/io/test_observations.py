@@ -10,7 +10,6 @@ import pytest
 
 from phycrnet.cli import main
 from phycrnet.errors import DataError, OptionsError
-from phycrnet.io.solution import solution_dataset
 from phycrnet.io.observations import (
     Observations,
     lagrange_stencil,
@@ -18,6 +17,7 @@ from phycrnet.io.observations import (
     sample_observations,
     write_observations,
 )
+from phycrnet.io.solution import solution_dataset
 from phycrnet.spec.problem import load_spec
 
 PAPER_DATA = Path(__file__).resolve().parents[3] / "shared" / "reference" / "data"

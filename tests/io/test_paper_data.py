@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phycrnet.spec.catalog import list_cases
 from phycrnet.io.paper_data import PAPER_DATA, paper_file, read_case_data, read_paper_csv, read_paper_long
+from phycrnet.spec.catalog import list_cases
 
 _CANDIDATES = [os.environ.get("PHYCRNET_PAPER_DATA", ""), "/work/shared/reference/data"]
 DATA_DIR = next((Path(p) for p in _CANDIDATES if p and Path(p).is_dir()), None)

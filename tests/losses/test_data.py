@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from phycrnet.errors import OptionsError
-from phycrnet.io.solution import solution_dataset
 from phycrnet.io.observations import (
     Observations,
     sample_observations,
 )
+from phycrnet.io.solution import solution_dataset
 from phycrnet.losses.data import DataLoss
 from phycrnet.spec.problem import load_spec
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import mixed_exact, periodic_exact
-from phycrnet.methods.newton import discrete_solution
+
 from phycrnet.errors import OptionsError
+from phycrnet.methods.newton import discrete_solution
 from phycrnet.physics.residual import PhysicsOptions
 from phycrnet.spec.problem import load_spec
 

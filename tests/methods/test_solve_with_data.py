@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from phycrnet.cli import main
-from phycrnet.io.solution import read_solution, solution_dataset, write_solution
 from phycrnet.io.observations import (
     sample_observations,
 )
+from phycrnet.io.solution import read_solution, solution_dataset, write_solution
 from phycrnet.methods.solve import solve
 from phycrnet.spec.problem import load_spec
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from phycrnet.cli import main
-from phycrnet.studies.compare import METHODS, MethodResult, compare, format_table, time_to_reach
 from phycrnet.errors import OptionsError
 from phycrnet.io.solution import solution_dataset, write_solution
 from phycrnet.spec.problem import load_spec
+from phycrnet.studies.compare import METHODS, MethodResult, compare, format_table, time_to_reach
 
 
 def exact_reference(problem, k=0.05):

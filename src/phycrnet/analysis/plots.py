@@ -169,12 +169,12 @@ def plot_snapshots(
         vmin, vmax = _color_range(frames)
         fig = _figure(_PANEL_INCHES * len(indices) + 0.8, _PANEL_INCHES + 0.4)
         axes = fig.subplots(1, len(indices), squeeze=False)[0]
-        mesh = None
+        meshes = []
         for k, (ax, index) in enumerate(zip(axes, indices)):
-            mesh = _mesh(ax, x, y, frames[k], vmin, vmax, "viridis")
+            meshes.append(_mesh(ax, x, y, frames[k], vmin, vmax, "viridis"))
             ax.set_title(f"t = {t[index]:.4g}")
             _label_axes(ax, ylabel=k == 0)
-        fig.colorbar(mesh, ax=list(axes), label=name, shrink=0.9)
+        fig.colorbar(meshes[-1], ax=list(axes), label=name, shrink=0.9)
         fig.suptitle(name)
         written.append(_save(fig, Path(out_dir) / f"{prefix}_{name}.png"))
     return written

@@ -19,14 +19,14 @@ Tensors: fields ``(T, ny, nx)`` or ``(T, C, ny, nx)``; boundary data ``(T, n_alo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
 import torch
 
-from phycrnet.spec.grid import SIDE_AXIS, SIDES, Grid
 from phycrnet.discretisation.operators import Derivatives
+from phycrnet.spec.grid import SIDE_AXIS, SIDES, Grid
 from phycrnet.spec.problem import BoundaryCondition, Problem
 
 #: Sides at the low end of their axis.
@@ -97,7 +97,7 @@ def apply_dirichlet(u: torch.Tensor, side: str, g: torch.Tensor) -> torch.Tensor
     return torch.where(mask, full, u)
 
 
-@lru_cache(maxsize=None)
+@cache
 def ghost_weights(a: float, b_over_h: float, accuracy: int, n_ghost: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights of the ghost nodes outside one side.
 

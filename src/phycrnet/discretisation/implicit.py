@@ -39,8 +39,8 @@ from collections.abc import Mapping
 import sympy
 import torch
 
-from phycrnet.spec.expressions import substitute, transport_coefficients
 from phycrnet.discretisation.operators import Derivatives
+from phycrnet.spec.expressions import substitute, transport_coefficients
 from phycrnet.spec.problem import Problem
 
 

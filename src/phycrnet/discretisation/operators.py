@@ -20,7 +20,7 @@ of the stated degree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -66,14 +66,14 @@ def central_radius(order: int, accuracy: int) -> int:
     return (order + 1) // 2 + accuracy // 2 - 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def central_weights(order: int, accuracy: int) -> np.ndarray:
     """Central stencil on offsets ``-r..r`` (unit spacing)."""
     r = central_radius(order, accuracy)
     return fd_weights(np.arange(-r, r + 1), order)
 
 
-@lru_cache(maxsize=None)
+@cache
 def closure_weights(order: int, accuracy: int) -> np.ndarray:
     """One-sided/biased stencils for the first ``r`` nodes of a non-periodic axis.
 
@@ -86,7 +86,7 @@ def closure_weights(order: int, accuracy: int) -> np.ndarray:
     return np.stack([fd_weights(np.arange(width), order, at=j) for j in range(r)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def one_sided_weights(accuracy: int) -> np.ndarray:
     """First-derivative weights at node 0 from nodes ``0..accuracy`` (inward direction)."""
     return fd_weights(np.arange(accuracy + 1), 1)

@@ -55,7 +55,7 @@ class Weighting(nn.Module):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             if name == "generator":
-                cast(torch.Generator, getattr(self, "generator")).set_state(value)
+                cast(torch.Generator, self.generator).set_state(value)
             else:
                 setattr(self, name, value)
 

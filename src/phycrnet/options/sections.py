@@ -8,7 +8,7 @@ This module imports no torch: parsing options is cheap.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -73,7 +73,7 @@ class ModelOptions(Section):
     shuffle_channels: int = option(
         0, "Channels per pixel after the pixel shuffle; 0: lstm_channels / upscale**2, at least 4 per field for systems.", ge=0
     )
-    physics_input: Union[bool, Auto] = option(
+    physics_input: bool | Auto = option(
         "auto",
         "Feed the predictor's direction (the PDE's right-hand side F, see physics_predictor) to the decoder, so a "
         "network step learns a correction to a classical step. auto: on unless the grid does not resolve the "
@@ -85,7 +85,7 @@ class ModelOptions(Section):
         "How the output layer starts: explicit makes the untrained network exactly the predictor (identity on its "
         "input, zero elsewhere); random is the paper's start.",
     )
-    implicit_diffusion: Union[bool, Auto] = option(
+    implicit_diffusion: bool | Auto = option(
         "auto",
         "Treat each field's constant diffusion implicitly in the physics input (an IMEX step). auto: on periodic grids "
         "where max_imex_substeps explicit sub-steps stay above stiff_step; on bounded grids where "
@@ -94,7 +94,7 @@ class ModelOptions(Section):
     physics_predictor: Literal["heun", "euler"] = option(
         "heun", "The predictor fed to the decoder: heun (average of F at both ends of an explicit step) or euler (F(u_k))."
     )
-    predictor_steps: Union[Annotated[int, Field(ge=1)], Auto] = option(
+    predictor_steps: Annotated[int, Field(ge=1)] | Auto = option(
         "auto",
         "Predictor steps per network step (the decoder sees their mean direction). auto: the fewest that bring each "
         "one's dt * rho to stiff_step, at most max_predictor_steps; 1 with implicit diffusion.",
@@ -147,7 +147,7 @@ class TrainingOptions(Section):
         "adaptive_detached, uncertainty, lr_annealing, relobralo, softadapt.",
     )
     weighting_options: dict[str, Any] = option({}, "Options of the weighting scheme (for fixed: {weights: {name: value}}).")
-    refine: Union[Annotated[int, Field(ge=1, le=8)], Auto] = option(
+    refine: Annotated[int, Field(ge=1, le=8)] | Auto = option(
         "auto",
         "Train on a grid this many times finer per axis; the output keeps the spec's nodes. auto: under a time budget "
         "alone, where the cell Peclet number on the spec's grid exceeds resolved_peclet, by ceil(Pe / resolved_peclet), "
@@ -173,7 +173,7 @@ class TrainingOptions(Section):
         unit="GB",
         gt=0,
     )
-    step_balance: Union[bool, Auto] = option(
+    step_balance: bool | Auto = option(
         "auto",
         "Divide each network step's PDE residual by the untrained network's residual at that step (weights at most "
         "step_balance_limit). auto: where the untrained network is a classical step (physics input, explicit init).",

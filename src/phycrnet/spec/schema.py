@@ -93,13 +93,13 @@ class SpecModel(_Strict):
 
     name: str = "problem"
     description: str = ""
-    parameters: dict[str, Union[float, ParameterModel]] = Field(default_factory=dict)
+    parameters: dict[str, float | ParameterModel] = Field(default_factory=dict)
     domain: DomainModel = Field(default_factory=DomainModel)
     grid: GridModel
     time: TimeModel
     equations: dict[str, ExpressionValue]
     initial: dict[str, InitialValue]
-    boundary: Union[Literal["periodic"], dict[str, FieldBoundary]]
+    boundary: Literal["periodic"] | dict[str, FieldBoundary]
     preset: str | None = None
     physics: PhysicsOptions | None = None
     model: ModelOptions | None = None

@@ -86,13 +86,15 @@ def classical(
     derivatives: Optional[DerivativeScheme] = typer.Option(None, help=described("physics", "derivatives")),
     boundary: Optional[BoundaryMode] = typer.Option(None, help=described("physics", "boundary")),
     time_scheme: Optional[TimeScheme] = typer.Option(None, help=described("physics", "time_scheme")),
+    threads: Optional[int] = typer.Option(None, help=described("training", "threads") + " Use 1 when other jobs share the machine."),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="physics.KEY=VALUE; repeatable."),
 ) -> None:
     """The project's own classical solver on the spec's grid: the baseline to try first."""
     from phycrnet.methods.classical import classical as run
 
     sections = parse_settings(settings, ("physics",))
-    options = flat_options(sections, {"derivatives": derivatives, "boundary": boundary, "time_scheme": time_scheme}, "physics")
+    explicit = {"derivatives": derivatives, "boundary": boundary, "time_scheme": time_scheme, "threads": threads}
+    options = flat_options(sections, explicit, "physics")
     dataset = run(spec, scheme=scheme, out=out, preset=preset, substeps=substeps, **options)
     attrs = dataset.attrs
     say(f"wrote {out}: classical {attrs['scheme']} ({attrs['derivatives']}, {attrs['time_scheme']}), {attrs['iterations']} steps in {float(attrs['wall_seconds']):.2f} s")

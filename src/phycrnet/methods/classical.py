@@ -37,6 +37,7 @@ from phycrnet.methods.resolve import Resolved, resolve, spec_grid_peclet
 from phycrnet.options import THRESHOLDS, CrnOptions, crn_options
 from phycrnet.physics import Physics, Predictor
 from phycrnet.spec.problem import Problem, load_spec
+from phycrnet.training.device import configure_threads
 
 #: The classical schemes.
 SCHEMES = ("explicit", "implicit")
@@ -61,7 +62,8 @@ def classical(
         preset: whose discretisation to use (``physics`` options of the preset).
         substeps: steps per output frame (implicit; default 1, the network's frames
             without physics input; the explicit scheme chooses its own).
-        **options: ``physics`` options (``derivatives``, ``boundary``, ``time_scheme``).
+        **options: ``physics`` options (``derivatives``, ``boundary``, ``time_scheme``) and
+            ``threads`` (torch threads; default every core, 1 on a shared machine).
 
     Returns:
         Dataset with one variable per field, dims ``(t, y, x)``.
@@ -72,6 +74,7 @@ def classical(
         raise OptionsError(f"--substeps: {substeps} must be a positive integer")
     problem = load_spec(spec)
     run = crn_options(problem.option_sections(), {**options, "refine": 1, "dtype": "float64"}, preset=preset)
+    configure_threads(run.training.threads)
     start = time.perf_counter()
     if scheme == "explicit":
         frames, attrs = explicit_solution(problem, run)

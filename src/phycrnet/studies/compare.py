@@ -146,7 +146,7 @@ def _run(method: str, problem: Problem, ref: xr.Dataset, budget: float, common: 
     curve: list[tuple[float, float]] = []
     start = time.perf_counter()
     if method.startswith("classical_"):  # the project's discretisation, whatever the spec's preset
-        solution = classical(problem, scheme=method.removeprefix("classical_"), preset="hybrid", **extra)
+        solution = classical(problem, scheme=method.removeprefix("classical_"), preset="hybrid", threads=common["threads"], **extra)
     elif method == "pypde":
         solution = solve_reference(problem, refinement=1, richardson=False, **extra)
     elif method == "hybrid_untrained":

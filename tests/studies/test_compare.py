@@ -72,3 +72,23 @@ def test_cli_compare_prints_the_table(tmp_path, periodic_heat_spec, capsys, sing
     assert code == 0, out
     assert "classical_implicit" in out and "time to" in out and "(pinn)" in out
     assert (tmp_path / "cmp" / "compare_tiny_periodic_heat_error.png").exists()
+
+
+def test_a_row_that_blows_up_is_recorded_and_the_comparison_goes_on(tmp_path, periodic_heat_spec, monkeypatch, single_thread):
+    import phycrnet.studies.compare as module
+    from phycrnet.errors import DivergenceError
+
+    original = module.classical
+
+    def explicit_blows_up(problem, scheme, **options):
+        if scheme == "explicit":
+            raise DivergenceError("the explicit solver blew up at step 3; try --scheme implicit")
+        return original(problem, scheme=scheme, **options)
+
+    monkeypatch.setattr(module, "classical", explicit_blows_up)
+    problem = load_spec(periodic_heat_spec)
+    result = compare(problem, time_budget=1, out_dir=tmp_path, reference=exact_reference(problem), methods=["classical_explicit", "classical_implicit"], threads=1)
+    rows = {r.method: r for r in result.rows}
+    assert rows["classical_explicit"].rel_l2 == float("inf") and "blew up" in rows["classical_explicit"].note
+    assert rows["classical_implicit"].rel_l2 < 3e-3
+    assert "blew up" in format_table(result)

@@ -40,7 +40,7 @@ import xarray as xr
 
 from phycrnet.analysis.metrics import evaluate
 from phycrnet.analysis.plots import plot_comparison, plot_error_curves
-from phycrnet.errors import OptionsError
+from phycrnet.errors import DivergenceError, OptionsError
 from phycrnet.io.solution import fields_of, read_solution, write_solution
 from phycrnet.methods.classical import classical
 from phycrnet.methods.pinn import pinn_solve
@@ -68,6 +68,7 @@ class MethodResult:
     time_to_target: float | None = None
     curve: list[tuple[float, float]] = field(default_factory=list)
     file: str = ""
+    note: str = ""
 
 
 @dataclass
@@ -130,7 +131,12 @@ def compare(
     common = {"seed": seed, "device": device, "threads": threads, "progress": progress}
     solutions = {}
     for method in chosen:
-        solution, seconds, curve = _run(method, problem, ref, time_budget, common, (options or {}).get(method, {}))
+        start = time.perf_counter()
+        try:
+            solution, seconds, curve = _run(method, problem, ref, time_budget, common, (options or {}).get(method, {}))
+        except DivergenceError as exc:  # a row that blows up is a result too, not the end of the comparison
+            comparison.rows.append(MethodResult(method, math.inf, {}, math.inf, time.perf_counter() - start, 0, note=str(exc)))
+            continue
         path = out / f"{problem.name}_{method}.nc"
         write_solution(solution, path)
         solutions[method] = solution
@@ -260,5 +266,7 @@ def format_table(comparison: Comparison) -> str:
     ]
     for r in comparison.rows:
         reached = "not reached" if r.time_to_target is None else f"{r.time_to_target:.1f} s"
+        if r.note:
+            reached += f" ({r.note})"
         lines.append(f"{r.method:<20} {r.rel_l2:>9.2e} {r.rel_l2_final:>9.2e} {r.wall_seconds:>9.1f} {r.iterations:>10d}  {reached}")
     return "\n".join(lines)

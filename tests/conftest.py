@@ -12,10 +12,14 @@ Both have t_end = 0.2, dt = 0.05 (4 steps). Each fixture returns a fresh dict.
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
 
 #: The smallest sensible network: three encoder levels (so lstm_channels >= 64).
 TINY_MODEL = {"encoder_channels": [4, 8, 16], "lstm_channels": 64}
@@ -146,3 +150,11 @@ class CrnRunner:
 def crn_run():
     """``crn_run(spec, model, **options)``: a :class:`CrnRunner`."""
     return CrnRunner
+
+
+@pytest.fixture
+def heat(periodic_heat_spec):
+    """The tiny periodic heat problem, compiled."""
+    from phycrnet.spec.problem import load_spec
+
+    return load_spec(periodic_heat_spec)

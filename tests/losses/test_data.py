@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from helpers import exact_dataset, heat_exact
 
 from phycrnet.errors import OptionsError
 from phycrnet.io.observations import (
     Observations,
     sample_observations,
 )
-from phycrnet.io.solution import solution_dataset
 from phycrnet.losses.data import DataLoss
 from phycrnet.spec.problem import load_spec
-
-PAPER_DATA = Path(__file__).resolve().parents[3] / "shared" / "reference" / "data"
-
-
-
-def heat_exact(t, x, y, k=0.05):
-    return np.exp(-8 * np.pi**2 * k * t) * np.sin(2 * np.pi * x) * np.sin(2 * np.pi * y)
-
-
-def exact_dataset(problem, k=0.05):
-    x, y, t = problem.grid.x.points, problem.grid.y.points, problem.times
-    u = heat_exact(t[:, None, None], x[None, None, :], y[None, :, None], k)
-    return solution_dataset({"u": u}, t, x, y, solver="exact", spec_yaml=problem.to_yaml(), periodic=problem.periodic)
-
-
-def write_csv(path, rows: str) -> Path:
-    path.write_text(rows)
-    return path
-
-
-@pytest.fixture
-def heat(periodic_heat_spec):
-    return load_spec(periodic_heat_spec)
 
 
 def test_data_loss_vanishes_on_the_true_frames_and_grows_with_misfit(heat):

@@ -25,11 +25,10 @@ from typing import Any, cast
 
 import torch
 import torch.utils.checkpoint
-from torch import nn
 
 from phycrnet.methods.classical import predictor_of
 from phycrnet.methods.resolve import Resolved
-from phycrnet.methods.run import problem_key
+from phycrnet.methods.run import NetworkTask, problem_key
 from phycrnet.models.coefficients import Coefficients
 from phycrnet.models.crn import PhyCRNet
 from phycrnet.options import THRESHOLDS, CrnOptions
@@ -41,7 +40,7 @@ ExtraLosses = Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, t
 Network = Callable[..., tuple[torch.Tensor, Any]]
 
 
-class CrnTask:
+class CrnTask(NetworkTask):
     """The PhyCRNet network on one (training) problem.
 
     Args:
@@ -53,6 +52,7 @@ class CrnTask:
     """
 
     members = 1
+    model: PhyCRNet
 
     def __init__(self, resolved: Resolved, options: CrnOptions, *, device: torch.device, dtype: torch.dtype, extra_losses: ExtraLosses | None = None) -> None:
         problem = self.problem = resolved.problem
@@ -67,6 +67,7 @@ class CrnTask:
         self.predictor = predictor_of(self.physics, resolved, options.model.physics_predictor) if resolved.physics_input else None
         self.model = self._network()
         self.coefficients = Coefficients(problem, dtype).to(device)
+        self.coefficient_lr_factor = options.training.coefficient_lr_factor
         self.extra_losses = extra_losses
         self.segment: int | None = None
         self._known_rhs: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -86,25 +87,6 @@ class CrnTask:
         return model.to(device=self.device, dtype=self.dtype)
 
     # -- the task interface ---------------------------------------------------------------
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model, "coefficients": self.coefficients}
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        """The network at the scheduled rate; learned coefficients at ``coefficient_lr_factor``
-        times it (a handful of scalars with clean gradients)."""
-        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters()), "factor": 1.0}]
-        coefficients = list(self.coefficients.parameters())
-        if coefficients:
-            groups.append({"params": coefficients, "factor": self.options.training.coefficient_lr_factor, "coefficients": True})
-        return groups
-
-    def trainable(self, *, coefficients: bool = True) -> list[nn.Parameter]:
-        learned = list(self.coefficients.parameters()) if coefficients else []
-        return list(self.model.parameters()) + learned
-
-    def network_parameters(self) -> list[nn.Parameter]:
-        return list(self.model.parameters())
-
     def windows(self, curriculum: tuple[int, ...] | None) -> list[int | None]:
         """Network steps of each curriculum stage (``None``: every step); the central
         scheme needs at least two steps."""
@@ -128,9 +110,6 @@ class CrnTask:
             terms = self.physics.losses(frames, self.t_network, parameters, causal=self.options.training.causal)
         total = torch.stack([v.reshape(()) for v in terms.values()]).sum().double()
         return torch.nan_to_num(total, nan=0.0, posinf=0.0).reshape(1).cpu()
-
-    def learned_parameters(self) -> dict[str, float]:
-        return self.coefficients.learned()
 
     def extra_state(self) -> dict[str, Any]:
         return {}

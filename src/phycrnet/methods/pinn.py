@@ -31,11 +31,10 @@ import numpy as np
 import sympy
 import torch
 import xarray as xr
-from torch import nn
 
 from phycrnet.errors import DivergenceError, OptionsError
 from phycrnet.io.solution import trained_solution, write_solution
-from phycrnet.methods.run import as_path, compute_setup, problem_key, start_engine
+from phycrnet.methods.run import NetworkTask, as_path, compute_setup, problem_key, start_engine
 from phycrnet.models.coefficients import Coefficients
 from phycrnet.models.pinn import FieldModel, Jet, Points
 from phycrnet.options import PinnOptions, PinnRunOptions, pinn_options
@@ -246,10 +245,11 @@ def loss_terms(
 # --------------------------------------------------------------------------- the task
 
 
-class PinnTask:
+class PinnTask(NetworkTask):
     """The PINN of one problem as a training task (:class:`~phycrnet.training.task.Task`)."""
 
     members = 1
+    model: FieldModel
 
     def __init__(self, problem: Problem, options: PinnRunOptions, *, device: torch.device, dtype: torch.dtype) -> None:
         self.problem, self.options = problem, options
@@ -257,25 +257,10 @@ class PinnTask:
         self.key = problem_key(problem, "pinn")
         self.model = FieldModel(problem, options.pinn).to(device=device, dtype=dtype)
         self.coefficients = Coefficients(problem, dtype).to(device)
+        self.coefficient_lr_factor = options.training.coefficient_lr_factor
         self.sampler = Sampler(problem, options.pinn, dtype=dtype, device=device, seed=options.training.seed)
         self.batch = self.sampler.draw()
         self.phase = "adam"
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model, "coefficients": self.coefficients}
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters()), "factor": 1.0}]
-        coefficients = list(self.coefficients.parameters())
-        if coefficients:
-            groups.append({"params": coefficients, "factor": self.options.training.coefficient_lr_factor, "coefficients": True})
-        return groups
-
-    def trainable(self, *, coefficients: bool = True) -> list[nn.Parameter]:
-        return list(self.model.parameters()) + (list(self.coefficients.parameters()) if coefficients else [])
-
-    def network_parameters(self) -> list[nn.Parameter]:
-        return list(self.model.parameters())
 
     def windows(self, curriculum: tuple[int, ...] | None) -> list[int | None]:
         if curriculum:
@@ -299,9 +284,6 @@ class PinnTask:
     def standstill_loss(self) -> torch.Tensor:
         """No standing-still reference: blow-ups are judged against the best loss alone."""
         return torch.zeros(1, dtype=torch.float64)
-
-    def learned_parameters(self) -> dict[str, float]:
-        return self.coefficients.learned()
 
     def extra_state(self) -> dict[str, Any]:
         return {"generator": self.sampler.generator.get_state(), "batch": self.batch, "phase": self.phase}

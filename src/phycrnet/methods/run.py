@@ -8,13 +8,45 @@ from typing import Any
 
 import torch
 import yaml
+from torch import nn
 
 from phycrnet.errors import OptionsError
+from phycrnet.models.coefficients import Coefficients
 from phycrnet.options import TrainingOptions
 from phycrnet.spec.problem import Problem
 from phycrnet.training.device import configure_threads, dtype_of, seed_everything, select_device
 from phycrnet.training.engine import Engine
 from phycrnet.training.task import Task
+
+
+class NetworkTask:
+    """The task pieces of one network trained with the problem's learnable coefficients
+    (PhyCRNet and the PINN): Adam trains the network at the scheduled rate and the
+    coefficients at ``coefficient_lr_factor`` times it (a handful of scalars with clean
+    gradients)."""
+
+    model: nn.Module
+    coefficients: Coefficients
+    coefficient_lr_factor: float
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model, "coefficients": self.coefficients}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters()), "factor": 1.0}]
+        coefficients = list(self.coefficients.parameters())
+        if coefficients:
+            groups.append({"params": coefficients, "factor": self.coefficient_lr_factor, "coefficients": True})
+        return groups
+
+    def trainable(self, *, coefficients: bool = True) -> list[nn.Parameter]:
+        return list(self.model.parameters()) + (list(self.coefficients.parameters()) if coefficients else [])
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.parameters())
+
+    def learned_parameters(self) -> dict[str, float]:
+        return self.coefficients.learned()
 
 
 def run_paths(out: Path | None, log: Path | None = None, checkpoint: Path | None = None) -> tuple[Path | None, Path | None]:

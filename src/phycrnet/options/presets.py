@@ -119,6 +119,14 @@ class PinnRunOptions:
         return {"training": self.training.model_dump(mode="json"), "pinn": self.pinn.model_dump(mode="json")}
 
 
+def known_preset(name: str | None) -> str | None:
+    """``name`` if it names a preset (or is ``None``); a ``ValueError`` listing them otherwise
+    (for pydantic validators)."""
+    if name is not None and name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    return name
+
+
 def total_iterations(training: TrainingOptions) -> int | None:
     """The iteration cap: the given count, :data:`DEFAULT_ITERATIONS` without any budget, or none."""
     if training.iterations is not None:

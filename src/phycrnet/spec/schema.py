@@ -14,7 +14,8 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from phycrnet.errors import SpecError
-from phycrnet.options import PRESETS, ModelOptions, PhysicsOptions, PinnOptions, TrainingOptions, written
+from phycrnet.options import ModelOptions, PhysicsOptions, PinnOptions, TrainingOptions, written
+from phycrnet.options.presets import known_preset
 
 ExpressionValue = Union[float, str]
 
@@ -109,9 +110,7 @@ class SpecModel(_Strict):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, name: str | None) -> str | None:
-        if name is not None and name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
-        return name
+        return known_preset(name)
 
     def dump(self) -> dict[str, Any]:
         """The spec as plain data: its own keys with defaults filled in, the option sections

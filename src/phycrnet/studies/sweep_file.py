@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from phycrnet.errors import OptionsError, SpecError
-from phycrnet.options import PRESETS
+from phycrnet.options.presets import known_preset
 
 #: The methods a sweep runs.
 METHODS = ("solve", "pinn", "classical")
@@ -70,9 +70,7 @@ class SweepFile(_Strict):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, name: str | None) -> str | None:
-        if name is not None and name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
-        return name
+        return known_preset(name)
 
     def reference_settings(self) -> dict[str, Any] | None:
         """Keyword arguments of the reference solver, ``None`` without references."""

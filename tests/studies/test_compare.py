@@ -50,6 +50,9 @@ def test_compare_writes_every_row_beside_the_classical_solvers(tmp_path, periodi
 def test_time_to_reach_reads_the_curve_or_the_final_result():
     trained = MethodResult("hybrid", 2e-5, {}, 2e-5, 300.0, 1000, curve=[(0.1, 5e-5), (10.0, 3e-5), (200.0, 2e-5)])
     assert time_to_reach(trained, 3e-5) == 10.0 and time_to_reach(trained, 1e-5) is None
+    # The written state can be better than the last sampled point: it counts at the row's wall time.
+    finished_late = MethodResult("pinn", 1e-5, {}, 1e-5, 300.0, 1000, curve=[(0.1, 5e-5), (200.0, 2e-5)])
+    assert time_to_reach(finished_late, 1e-5) == 300.0
     classical_row = MethodResult("classical_implicit", 2e-5, {}, 2e-5, 0.4, 20)
     assert time_to_reach(classical_row, 3e-5) == 0.4 and time_to_reach(classical_row, 1e-5) is None
 

@@ -234,11 +234,12 @@ def _set_target(comparison: Comparison) -> None:
 
 def time_to_reach(row: MethodResult, target: float) -> float | None:
     """Seconds a row takes to reach ``target``: the first point of its training curve at
-    or below it, or its wall time if its result is; ``None`` if it never does."""
+    or below it, else its wall time if its final result is (the curve is sampled, so the
+    state that was written may come after its last point); ``None`` if it never does."""
     for seconds, error in row.curve:
         if error <= target * (1 + 1e-9):
             return seconds
-    return row.wall_seconds if row.rel_l2 <= target * (1 + 1e-9) and not row.curve else None
+    return row.wall_seconds if row.rel_l2 <= target * (1 + 1e-9) else None
 
 
 def _figures(name: str, reference: xr.Dataset, solutions: dict[str, xr.Dataset], comparison: Comparison, out: Path) -> list[Path]:

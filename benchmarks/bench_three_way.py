@@ -21,6 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
+
+import xarray as xr
 
 from common import CACHE, FIGURES, reference_for, stamp, write_section
 from phycrnet.io.paper_data import PAPER_DATA
@@ -116,6 +119,12 @@ def verdict(case: str, result: dict) -> str:
     trained, untrained = rows["hybrid"]["rel_l2"], rows["hybrid_untrained"]["rel_l2"]
     change = untrained / trained
     adds = f"training moves the hybrid from {untrained:.1e} to {trained:.1e} (" + (f"{change:.1f}x better" if change >= 1 else f"{1 / change:.1f}x worse") + ")"
+    start = _attrs(case, rows["hybrid_untrained"])
+    if start and not int(start.get("physics_input", 1)):
+        adds = (
+            f"the hybrid has no classical step here (cell Péclet {float(start['cell_peclet']):.1f}: the automatic rule turns the physics input off), "
+            f"so it trains from random weights ({untrained:.1e}) to {trained:.1e}"
+        )
     own = min(rows["crn"]["rel_l2"], rows["paper"]["rel_l2"])
     classical = min(rows["classical_implicit"]["rel_l2"], rows["classical_explicit"]["rel_l2"])
     best_network = min(trained, own, rows["pinn"]["rel_l2"])
@@ -125,6 +134,15 @@ def verdict(case: str, result: dict) -> str:
         f"against the PINN's {rows['pinn']['rel_l2']:.1e}; the classical solvers reach {classical:.1e} in "
         f"{min(rows['classical_implicit']['wall_seconds'], rows['classical_explicit']['wall_seconds']):.1f} s. Better tool here: {tool}."
     )
+
+
+def _attrs(case: str, row: dict) -> dict:
+    """The attributes of a row's solution file (its resolved choices), or ``{}`` if it is gone."""
+    path = CACHE / "three_way" / case / Path(row.get("file") or "none").name
+    if not path.is_file():
+        return {}
+    with xr.open_dataset(path) as data:
+        return dict(data.attrs)
 
 
 def write_table(budget: float, command: str, note: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from phycrnet.errors import PhycrnetError
+from phycrnet.errors import DivergenceError
 
 __all__ = [
     "DP_A",
@@ -130,7 +130,7 @@ def integrate(
     value after which :class:`OutOfTime` is raised; ``progress`` is updated once per frame.
 
     Raises:
-        PhycrnetError: the solution became NaN or infinite, or the step size underflowed.
+        DivergenceError: the solution became NaN or infinite, or the step size underflowed.
     """
     scheme = Scheme(rhs, dormand_prince_step, PointwiseNorm(rtol, atol))
     return integrate_scheme(scheme, state, times, on_frame, deadline=deadline, progress=progress)
@@ -205,11 +205,11 @@ class _Stepper:
         smallest = 1e-12 * max(1.0, abs(t_target))
         if not math.isfinite(norm):
             if 0.1 * step < smallest:
-                raise PhycrnetError(f"{self.scheme.label} solution became NaN or infinite at t={t:.6g}")
+                raise DivergenceError(f"{self.scheme.label} solution became NaN or infinite at t={t:.6g}")
             return 0.1 * step
         proposal = self.controller.propose(step, norm)
         if norm > 1.0 and proposal < smallest:
-            raise PhycrnetError(
+            raise DivergenceError(
                 f"{self.scheme.label}: time step underflow at t={t:.6g} (the solution blows up or is too stiff)"
             )
         return proposal
@@ -274,9 +274,9 @@ def _initial_step(f: RightHandSide, norm: ErrorNorm, t: float, y: np.ndarray, f0
 
 
 def require_finite(values: np.ndarray, t: float, label: str = "py-pde reference") -> None:
-    """Raise a :class:`PhycrnetError` naming ``label`` and ``t`` unless all values are finite."""
+    """Raise a :class:`DivergenceError` naming ``label`` and ``t`` unless all values are finite."""
     if not np.all(np.isfinite(values)):
-        raise PhycrnetError(f"{label} solution became NaN or infinite at t={t:.6g}")
+        raise DivergenceError(f"{label} solution became NaN or infinite at t={t:.6g}")
 
 
 def absolute_tolerance(state: np.ndarray, rtol: float) -> np.ndarray:

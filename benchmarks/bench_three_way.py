@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def load(case: str) -> dict | None:
 
 
 def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1e}"
+    if value is None:
+        return "–"
+    return f"{value:.1e}" if math.isfinite(value) else "blew up"
 
 
 def error_table(results: dict[str, dict]) -> list[str]:

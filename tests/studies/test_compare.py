@@ -9,7 +9,7 @@ import pytest
 
 from phycrnet.cli import main
 from phycrnet.errors import OptionsError
-from phycrnet.io.solution import solution_dataset, write_solution
+from phycrnet.io.solution import read_solution, solution_dataset, write_solution
 from phycrnet.spec.problem import load_spec
 from phycrnet.studies.compare import METHODS, MethodResult, compare, format_table, time_to_reach
 
@@ -95,3 +95,13 @@ def test_a_row_that_blows_up_is_recorded_and_the_comparison_goes_on(tmp_path, pe
     assert rows["classical_explicit"].rel_l2 == float("inf") and "blew up" in rows["classical_explicit"].note
     assert rows["classical_implicit"].rel_l2 < 3e-3
     assert "blew up" in format_table(result)
+
+
+def test_the_untrained_hybrid_row_starts_where_the_trained_one_does(tmp_path, periodic_heat_spec, single_thread):
+    """Under a time budget, transport the spec grid does not resolve (cell Peclet 6.25) is
+    trained on a refined grid; the untrained row is that same start, so the two rows differ
+    by the training alone."""
+    advected = load_spec({**periodic_heat_spec, "equations": {"u": "0.01*laplace(u) - d_dx(u**2/2)"}})
+    result = compare(advected, time_budget=1.0, out_dir=tmp_path, reference=exact_reference(advected), threads=1, options=OPTIONS, methods=["hybrid_untrained"])
+    untrained = read_solution(result.rows[0].file)
+    assert int(untrained.attrs["refine"]) == 3 and int(untrained.attrs["iterations"]) == 0

@@ -8,7 +8,9 @@ at equal accuracy or equal run time (McGreivy & Hakim, Nature Machine Intelligen
   spec's grid (:mod:`phycrnet.methods.classical`);
 * ``pypde``: py-pde on the spec's grid (second-order finite volumes, adaptive time steps);
 * ``paper``, ``crn``, ``hybrid``: PhyCRNet under each preset, and ``hybrid_untrained``,
-  the hybrid network before training (a classical step in float32);
+  the hybrid network before training (a classical step in float32) on the grid the trained
+  hybrid resolves to (a time budget refines under-resolved transport, ``refine: auto``), so
+  that the two rows differ by the training alone;
 * ``pinn``: the PINN baseline;
 
 and the columns the rel L2 error over space-time against the converged reference (mean
@@ -44,7 +46,9 @@ from phycrnet.errors import DivergenceError, OptionsError
 from phycrnet.io.solution import fields_of, read_solution, write_solution
 from phycrnet.methods.classical import classical
 from phycrnet.methods.pinn import pinn_solve
+from phycrnet.methods.resolve import training_refinement
 from phycrnet.methods.solve import solve
+from phycrnet.options.presets import crn_options
 from phycrnet.reference.solver import solve_reference
 from phycrnet.spec.problem import Problem, load_spec
 from phycrnet.training.engine import Engine
@@ -156,12 +160,19 @@ def _run(method: str, problem: Problem, ref: xr.Dataset, budget: float, common: 
     elif method == "pypde":
         solution = solve_reference(problem, refinement=1, richardson=False, **extra)
     elif method == "hybrid_untrained":
-        solution = solve(problem, preset="hybrid", iterations=0, **common, **extra)
+        solution = solve(problem, preset="hybrid", iterations=0, **{"refine": _hybrid_refinement(problem, budget, extra), **common, **extra})
     elif method == "pinn":
         solution = pinn_solve(problem, time_budget=budget, callback=_recorder(curve, ref, budget), **common, **extra)
     else:
         solution = solve(problem, preset=method, time_budget=budget, callback=_recorder(curve, ref, budget), **common, **extra)
     return solution, time.perf_counter() - start, curve
+
+
+def _hybrid_refinement(problem: Problem, budget: float, extra: dict[str, Any]) -> int:
+    """The training grid's refinement that the hybrid row resolves to under ``budget``."""
+    overrides = dict(extra)
+    model = overrides.pop("model", None)
+    return training_refinement(problem, crn_options(problem.option_sections(), {"time_budget": budget, **overrides}, preset="hybrid", model=model))
 
 
 def _recorder(curve: list[tuple[float, float]], ref: xr.Dataset, budget: float) -> Callable[[Engine], None]:

@@ -81,10 +81,30 @@ def classical(
     else:
         frames, attrs = implicit_solution(problem, run, substeps or 1)
     seconds = time.perf_counter() - start
+    require_bounded(frames, scheme)
     dataset = _dataset(problem, run, frames, scheme, seconds, attrs)
     if out is not None:
         write_solution(dataset, Path(out))
     return dataset
+
+
+#: A classical solution whose values grow past this multiple of the initial values' largest
+#: magnitude (at least 1) has blown up: an unresolved grid or an unstable step gives finite
+#: but meaningless frames (Burgers at cell Peclet 6 on 32², mixed sides: 4e7 by t = 1).
+GROWTH_LIMIT = 1e6
+
+
+def require_bounded(frames: np.ndarray, scheme: str) -> None:
+    """Raise a :class:`DivergenceError` if ``frames`` ``(T, C, ny, nx)`` are not finite or grow
+    past :data:`GROWTH_LIMIT` times their initial scale."""
+    scale = max(1.0, float(np.abs(frames[0]).max()))
+    peak = np.abs(frames).max(axis=(1, 2, 3))
+    grown = np.flatnonzero(~np.isfinite(peak) | (peak > GROWTH_LIMIT * scale))
+    if grown.size:
+        raise DivergenceError(
+            f"the {scheme} solver blew up at frame {int(grown[0])}: values {float(peak[grown[0]]):.3g} against {scale:.3g} initially; "
+            "refine the grid (grid: nx, ny) or shorten dt (a true solution that grows this much is refused too)"
+        )
 
 
 def explicit_solution(problem: Problem, run: CrnOptions) -> tuple[np.ndarray, dict[str, Any]]:

@@ -1,0 +1,33 @@
+"""``phycrnet.classical``: a solution that blows up is an error, never a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phycrnet.errors import DivergenceError
+from phycrnet.methods.classical import GROWTH_LIMIT, classical, require_bounded
+
+
+def test_bounded_frames_pass_and_grown_or_infinite_frames_are_named():
+    frames = np.ones((4, 1, 3, 3))
+    require_bounded(frames, "implicit")
+    frames[2, 0, 1, 1] = 2 * GROWTH_LIMIT
+    with pytest.raises(DivergenceError, match="implicit solver blew up at frame 2"):
+        require_bounded(frames, "implicit")
+    frames[1, 0, 0, 0] = np.nan
+    with pytest.raises(DivergenceError, match="frame 1"):
+        require_bounded(frames, "explicit")
+
+
+def test_small_initial_values_are_measured_against_a_unit_scale():
+    frames = np.full((2, 1, 2, 2), 1e-9)
+    frames[1] = 10.0  # far above 1e-9 times the limit, but a sound value for a field of unit scale
+    require_bounded(frames, "implicit")
+
+
+def test_a_growing_implicit_solution_is_reported(periodic_heat_spec):
+    """u' = 20 u from a unit sine grows by e^20 = 5e8 over t in [0, 1]."""
+    spec = {**periodic_heat_spec, "equations": {"u": "20*u"}, "time": {"t_end": 1.0, "dt": 0.1}}
+    with pytest.raises(DivergenceError, match="blew up"):
+        classical(spec, scheme="implicit", threads=1)

@@ -26,13 +26,16 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from phycrnet._version import __version__
 from phycrnet.errors import DataError
+
+if TYPE_CHECKING:
+    from phycrnet.spec.problem import Problem
 
 __all__ = [
     "FIELD_DIMS",
@@ -210,6 +213,31 @@ def trained_solution(
         iterations=result.iterations,
         loss_terms=result.loss_terms,
         attrs={**standard, **attrs},
+    )
+
+
+def problem_dataset(
+    problem: Problem,
+    frames: np.ndarray,
+    *,
+    solver: str,
+    wall_seconds: float,
+    iterations: int,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """:func:`solution_dataset` of ``problem``'s fields, frames and nodes from frames of shape
+    ``(T, C, ny, nx)`` (fields in the problem's order), with its spec and periodic axes."""
+    return solution_dataset(
+        {name: frames[:, c] for c, name in enumerate(problem.fields)},
+        problem.times,
+        problem.grid.x.points,
+        problem.grid.y.points,
+        solver=solver,
+        spec_yaml=problem.to_yaml(),
+        periodic=problem.periodic,
+        wall_seconds=wall_seconds,
+        iterations=iterations,
+        attrs=attrs,
     )
 
 

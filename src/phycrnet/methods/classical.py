@@ -31,7 +31,7 @@ import xarray as xr
 
 from phycrnet.discretisation.implicit import ImplicitDiffusion
 from phycrnet.errors import DivergenceError, OptionsError, PhycrnetWarning
-from phycrnet.io.solution import solution_dataset, write_solution
+from phycrnet.io.solution import problem_dataset, write_solution
 from phycrnet.methods.newton import discrete_solution
 from phycrnet.methods.resolve import Resolved, resolve, spec_grid_peclet
 from phycrnet.options import THRESHOLDS, CrnOptions, crn_options
@@ -187,14 +187,10 @@ def _warn_unresolved(problem: Problem, run: CrnOptions) -> None:
 def _dataset(problem: Problem, run: CrnOptions, frames: np.ndarray, scheme: str, seconds: float, attrs: dict[str, Any]) -> xr.Dataset:
     physics = Physics(problem, run.physics, dtype=torch.float64)
     iterations = attrs.pop("iterations")
-    return solution_dataset(
-        {name: frames[:, c] for c, name in enumerate(problem.fields)},
-        problem.times,
-        problem.grid.x.points,
-        problem.grid.y.points,
+    return problem_dataset(
+        problem,
+        frames,
         solver="classical",
-        spec_yaml=problem.to_yaml(),
-        periodic=problem.periodic,
         wall_seconds=seconds,
         iterations=iterations,
         attrs={

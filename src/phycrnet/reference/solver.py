@@ -365,19 +365,14 @@ class _Run:
 
     def dataset(self, reason: str) -> xr.Dataset:
         """The result on the spec grid, with the attributes listed in :func:`solve_reference`."""
-        from phycrnet.io.solution import solution_dataset
+        from phycrnet.io.solution import problem_dataset
 
         estimate = _estimate(self.levels, self.richardson)
         problem = self.problem
-        fields = {name: estimate.values[:, i] for i, name in enumerate(problem.fields)}
-        return solution_dataset(
-            fields,
-            problem.times,
-            problem.grid.x.points,
-            problem.grid.y.points,
+        return problem_dataset(
+            problem,
+            estimate.values,
             solver=SOLVER_NAME,
-            spec_yaml=problem.to_yaml(),
-            periodic=problem.periodic,
             wall_seconds=time.perf_counter() - self.start,
             iterations=sum(level.stats.steps for level in self.levels),
             attrs=self._attributes(estimate, reason),

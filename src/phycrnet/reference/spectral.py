@@ -285,17 +285,12 @@ class _SpectralRun:
 
     def dataset(self, reason: str) -> xr.Dataset:
         """The finest level on the spec grid, with the attributes of :func:`solve_spectral_reference`."""
-        from phycrnet.io.solution import solution_dataset
+        from phycrnet.io.solution import problem_dataset
 
-        problem = self.problem
-        return solution_dataset(
-            {name: self.frames[:, i] for i, name in enumerate(problem.fields)},
-            problem.times,
-            problem.grid.x.points,
-            problem.grid.y.points,
+        return problem_dataset(
+            self.problem,
+            self.frames,
             solver=SOLVER_NAME,
-            spec_yaml=problem.to_yaml(),
-            periodic=problem.periodic,
             wall_seconds=time.perf_counter() - self.start,
             iterations=sum(level.stats.steps for level in self.levels),
             attrs=self.attributes(reason),

@@ -149,17 +149,20 @@ def verdict(case: str, result: dict) -> str:
             f"so it trains from random weights ({untrained:.1e}) to {trained:.1e}"
         )
     own = min(rows["crn"]["rel_l2"], rows["paper"]["rel_l2"])
-    best_classical = min((rows["classical_implicit"], rows["classical_explicit"]), key=lambda r: r["rel_l2"])
+    best_classical = min((rows[m] for m in ("classical_implicit", "classical_explicit") if m in rows), key=lambda r: r["rel_l2"])
     classical = best_classical["rel_l2"]
     best_network = min(trained, own, rows["pinn"]["rel_l2"])
-    tool = "a classical solver" if classical <= best_network else "the trained hybrid" if trained == best_network else "a network"
+    if untrained < min(classical, best_network):
+        tool = "the untrained hybrid, a classical explicit step on the grid the networks train on"
+    else:
+        tool = "a classical solver" if classical <= best_network else "the trained hybrid" if trained == best_network else "a network"
     return (
         f"* **{case}**: {adds}; the best network that learns the physics itself (crn / paper) reaches {own:.1e} "
         f"against the PINN's {rows['pinn']['rel_l2']:.1e}; "
         + (
             f"the classical solvers reach {classical:.1e} in {best_classical['wall_seconds']:.1f} s ({LABELS[best_classical['method']]})"
             if math.isfinite(classical)
-            else "both classical solvers blow up on this grid"
+            else "the classical rows on this grid blew up or did not finish"
         )
         + f". Better tool on this grid: {tool}."
     )

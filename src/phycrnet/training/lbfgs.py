@@ -12,8 +12,9 @@ weights frozen at their last Adam values.
   length (the divergence policy, :mod:`phycrnet.training.divergence`).
 * An outer step ends at the iteration cap, at the evaluations the time budget still has
   room for, and at those that fit in ``checkpoint_every`` seconds, so a checkpoint is
-  never much older than that; a line search that runs past the budget is stopped and
-  the state the last complete step ended in is kept.
+  never much older than that; a line search is stopped before an evaluation that would
+  end past the budget (judged by the one before it), and the state the last complete
+  step ended in is kept.
 """
 
 from __future__ import annotations
@@ -154,8 +155,13 @@ class LbfgsFinish:
         cap, budget = engine.budget.cap, engine.budget.seconds
         if cap is not None and engine.iteration + record["evaluations"] >= cap:
             raise _Stop
-        if budget and record["evaluations"] and engine.seconds + time.perf_counter() - record["began"] >= budget:
-            raise _Stop
+        now = time.perf_counter()
+        if budget and record["evaluations"]:
+            # Stop before an evaluation that would end past the budget, judged by the last one.
+            last = now - record["evaluation_began"]
+            if engine.seconds + now - record["began"] + last >= budget:
+                raise _Stop
+        record["evaluation_began"] = now
         record["evaluations"] += 1
         self.optimizer.zero_grad(set_to_none=True)
         engine.task.prepare("lbfgs", engine.iteration)

@@ -54,3 +54,32 @@ def test_spectral_radius_estimate_matches_the_discrete_laplacian():
     state = torch.as_tensor(problem.initial_values(), dtype=torch.float64).unsqueeze(0)
     rho = physics.spectral_radius(state, torch.zeros(1, dtype=torch.float64), {"a": 0.02}, iterations=200)
     assert rho == pytest.approx(0.02 * 8 * 16**2, rel=1e-3)
+
+
+@pytest.mark.parametrize("scheme", ["crank_nicolson", "bdf2", "central", "backward_euler", "adams_moulton"])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5])
+def test_chunked_residual_gives_the_same_steps_and_gradients(mixed_bc_spec, scheme, chunk):
+    """The residual formed a few steps at a time under checkpointing (long rollouts in
+    bounded memory) has the same per-step mean squares and gradients as the whole one, for
+    schemes that look back (bdf2, Adams-Moulton) and span three frames (central) alike;
+    it stores less for the backward pass."""
+    from phycrnet.training.memory import saved_bytes
+
+    problem = load_spec({**mixed_bc_spec, "time": {"t_end": 0.9, "dt": 0.1}})
+    physics = Physics(problem, PhysicsOptions(derivatives="fd4", boundary="hard", time_scheme=scheme), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    base = torch.as_tensor(problem.initial_values()).unsqueeze(0)
+    frames = (base + 0.1 * torch.randn(len(problem.times), *base.shape[1:], generator=generator, dtype=torch.float64)).requires_grad_(True)
+    t, parameters = torch.tensor(problem.times), problem.parameter_values()
+
+    def squares(chunk):
+        return physics.step_mean_squares(frames, t, parameters, chunk=chunk)
+
+    whole, chunked = squares(None), squares(chunk)
+    assert whole.shape == chunked.shape == (len(problem.times) - (2 if scheme == "central" else 1), 1)
+    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=0)
+    weights = torch.linspace(1, 2, whole.shape[0], dtype=torch.float64).unsqueeze(1)
+    gradients = [torch.autograd.grad((weights * squares(c)).sum(), frames)[0] for c in (None, chunk)]
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-10, atol=1e-14)
+    stored = [saved_bytes(lambda c=c: squares(c).sum()) for c in (None, chunk)]
+    assert stored[1] < 0.5 * stored[0]

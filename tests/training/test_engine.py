@@ -439,3 +439,20 @@ def test_learnable_coefficient_is_trained_and_bounded(periodic_heat_spec, tiny_m
     result = run.engine.train()
     assert set(result.parameters) == {"k"}
     assert 0.01 < result.parameters["k"] < 0.1 and result.parameters["k"] != pytest.approx(0.05, rel=1e-7)
+
+
+def test_a_curriculum_never_returns_a_state_worse_than_its_start(periodic_heat_spec, tiny_model, crn_run):
+    """The starting state is scored on the whole window before the curriculum's short
+    windows train: an Adam step far too large for the network that starts as a classical
+    step ruins the long rollout, and the run returns the start instead of the ruin."""
+    options = {"iterations": 4, "substeps": 1, "curriculum": [1], "lbfgs_fraction": 0.0, "lr": 0.5, "schedule": "constant"}
+    run = crn_run(periodic_heat_spec, tiny_model, **options)
+    start = run.current_loss()
+    result, frames = run.train()
+    assert run.current_loss() == pytest.approx(start, rel=1e-6)
+    assert result.best_loss == pytest.approx(start, rel=1e-6)
+    # Without the start as a candidate the same steps end far worse.
+    ruined = crn_run(periodic_heat_spec, tiny_model, **options)
+    ruined.engine.track_current_state = lambda phase: None
+    ruined.train()
+    assert ruined.current_loss() > 10 * start

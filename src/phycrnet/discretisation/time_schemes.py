@@ -16,6 +16,8 @@ residual of every step it constrains:
 
 ``past`` is how many frames a step looks back on (the classical solver advances with it);
 ``one_step`` is false for ``central``, which cannot be marched from an initial value.
+Residual ``k`` reads frames ``k - history`` to ``k + width - 1`` (:meth:`TimeScheme.frames_of`),
+so the residual of a long rollout can be formed piece by piece with the same values.
 ``lead`` and ``implicit_weight`` are the coefficients of ``U_k+1 / dt`` and ``F_k+1`` in a
 step's residual: the Jacobian of the residual in the new frame is
 ``(lead / dt) (I - dt * implicit_weight / lead * dF/du)``, which Newton-Krylov solvers
@@ -83,14 +85,22 @@ class TimeScheme:
     one_step: bool = True
     lead: float = 1.0
     implicit_weight: float = 0.5
+    history: int = 0
+    width: int = 2
+
+    def frames_of(self, start: int, stop: int, n_frames: int) -> tuple[int, int]:
+        """The frame slice ``[first, last)`` whose residual contains residuals ``start`` to
+        ``stop - 1`` of all ``n_frames`` frames, as its residuals ``start - first`` onwards
+        (the residuals before them use the special first steps of a shorter sequence)."""
+        return max(0, start - self.history), min(n_frames, stop + self.width - 1)
 
 
 TIME_SCHEMES: dict[str, TimeScheme] = {
     "crank_nicolson": TimeScheme(_crank_nicolson),
-    "central": TimeScheme(_central, past=2, one_step=False, lead=0.5, implicit_weight=0.0),
+    "central": TimeScheme(_central, past=2, one_step=False, lead=0.5, implicit_weight=0.0, width=3),
     "backward_euler": TimeScheme(_backward_euler, implicit_weight=1.0),
-    "bdf2": TimeScheme(_bdf2, past=2, lead=1.5, implicit_weight=1.0),
-    "adams_moulton": TimeScheme(_adams_moulton, past=3, implicit_weight=9 / 24),
+    "bdf2": TimeScheme(_bdf2, past=2, lead=1.5, implicit_weight=1.0, history=1),
+    "adams_moulton": TimeScheme(_adams_moulton, past=3, implicit_weight=9 / 24, history=2),
 }
 
 

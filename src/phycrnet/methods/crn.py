@@ -15,7 +15,8 @@ builds on are resolved beforehand (:func:`phycrnet.methods.resolve.resolve`).
   asks every step for the same relative improvement, instead of being held by a step the
   discretisation cannot satisfy (initial values that violate the boundary conditions).
 * With ``memory_budget_gb`` the rollout is recomputed in segments during the backward pass
-  (:mod:`phycrnet.training.memory`); the residual then evaluates F itself.
+  (:mod:`phycrnet.training.memory`), and so is the residual (in chunks of steps chosen
+  from the same budget); the residual then evaluates F itself.
 """
 
 from __future__ import annotations
@@ -70,10 +71,13 @@ class CrnTask(NetworkTask):
         self.coefficient_lr_factor = options.training.coefficient_lr_factor
         self.extra_losses = extra_losses
         self.segment: int | None = None
+        self.residual_chunk: int | None = None
         self._known_rhs: tuple[torch.Tensor, torch.Tensor] | None = None
         self.step_weights = self.measure_step_weights() if resolved.step_balance else None
         if options.training.memory_budget_gb is not None:
-            self.segment = segment_length(self.step_bytes(), self.n_network_steps, options.training.memory_budget_gb)
+            budget = options.training.memory_budget_gb
+            self.segment = segment_length(self.step_bytes(), self.n_network_steps, budget)
+            self.residual_chunk = segment_length(self.residual_step_bytes(), self.n_network_steps, budget)
 
     def _network(self) -> PhyCRNet:
         r, problem = self.resolved, self.problem
@@ -191,7 +195,9 @@ class CrnTask(NetworkTask):
         parameters = self.coefficients.values()
         t = self.t_network[: n_steps + 1]
         known = self._known_rhs[1] if self._known_rhs is not None and self._known_rhs[0] is frames else None
-        terms = self.physics.losses(frames, t, parameters, causal=self.options.training.causal, known_rhs=known, step_weights=self.step_weights)
+        terms = self.physics.losses(
+            frames, t, parameters, causal=self.options.training.causal, known_rhs=known, step_weights=self.step_weights, chunk=self.residual_chunk
+        )
         if self.extra_losses is not None:
             terms.update(self.extra_losses(frames, t, parameters))
         return terms
@@ -206,7 +212,7 @@ class CrnTask(NetworkTask):
         with torch.no_grad():
             frames = self.rollout(parameters=parameters)
             residual = self.physics.pde_residual(frames, self.t_network, parameters)
-            per_step = torch.stack([self.physics.residual_mean_squares(residual, c) for c in range(residual.shape[1])], dim=1)
+            per_step = self.physics.residual_mean_squares(residual)
         mean = per_step.mean(dim=0, keepdim=True)
         weights = mean / per_step.clamp_min(1e-30)
         return torch.where(mean > 0, weights.clamp(max=THRESHOLDS.step_balance_limit), torch.ones_like(weights))
@@ -219,6 +225,20 @@ class CrnTask(NetworkTask):
             stored = saved_bytes(lambda: self.rollout(steps).sum())
         finally:
             self.segment = segment
+        return stored // steps
+
+    def residual_step_bytes(self) -> int:
+        """Bytes autograd stores per network step of the loss terms (measured on four steps
+        of the untrained rollout)."""
+        steps = min(4, self.n_network_steps)
+        with torch.no_grad():
+            frames = self.rollout(steps)
+        frames.requires_grad_(True)
+        chunk, self.residual_chunk = self.residual_chunk, None
+        try:
+            stored = saved_bytes(lambda: sum(self.loss_terms(frames, steps).values()))
+        finally:
+            self.residual_chunk = chunk
         return stored // steps
 
     # -- output -------------------------------------------------------------------------------

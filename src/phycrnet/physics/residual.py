@@ -27,10 +27,11 @@ from typing import Any, cast
 
 import sympy
 import torch
+import torch.utils.checkpoint
 
 from phycrnet.discretisation.boundary import GhostPadding, apply_dirichlet, boundary_data, boundary_residual, field_sides
 from phycrnet.discretisation.operators import Derivatives
-from phycrnet.discretisation.time_schemes import time_scheme
+from phycrnet.discretisation.time_schemes import TimeScheme, time_scheme
 from phycrnet.options import PhysicsOptions
 from phycrnet.spec.expressions import evaluate, transport_coefficients
 from phycrnet.spec.problem import Problem
@@ -74,7 +75,7 @@ class Physics:
         self.padding = {
             f: GhostPadding(self.sides[f], problem.grid, accuracy, self.derivatives.halo) for f in problem.fields
         }
-        self.pde_mask = self._pde_mask()
+        self.pde_mask = pde_mask(problem, self.sides, self.hard, self.device)
         self._boundary_cache: dict[tuple, torch.Tensor] = {}
 
     # -- state constraints ---------------------------------------------------------------
@@ -281,6 +282,7 @@ class Physics:
         causal: float = 0.0,
         known_rhs: torch.Tensor | None = None,
         step_weights: torch.Tensor | None = None,
+        chunk: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Named loss terms (mean squares): ``pde_<field>`` and ``bc_<field>_<side>``.
 
@@ -289,12 +291,12 @@ class Physics:
         step k by ``exp(-causal * sum_{j<k} L_j)`` (causal training, Wang, Sankaran,
         Perdikaris 2022), with the weights held constant. ``step_weights`` ``(S, C)``, if
         given, multiplies the mean square of residual step k of field c (the first steps
-        of it where the residual has fewer).
+        of it where the residual has fewer). ``chunk``: see :meth:`step_mean_squares`.
         """
-        residual = self.pde_residual(frames, t, parameters, known_rhs)
+        mean_squares = self.step_mean_squares(frames, t, parameters, known_rhs, chunk=chunk)
         terms = {}
         for c, name in enumerate(self.problem.fields):
-            per_step = self.residual_mean_squares(residual, c)
+            per_step = mean_squares[:, c]
             if step_weights is not None:
                 per_step = per_step * step_weights[: per_step.shape[0], c]
             if causal > 0:
@@ -306,26 +308,65 @@ class Physics:
             terms[key] = value.pow(2).mean()
         return terms
 
-    def residual_mean_squares(self, residual: torch.Tensor, field: int) -> torch.Tensor:
-        """Mean square of ``residual`` ``(S, C, ny, nx)`` over the nodes where field
-        ``field``'s PDE is imposed, per step: ``(S,)``."""
-        return residual[:, field][:, self.pde_mask[field]].pow(2).mean(dim=1)
+    def step_mean_squares(
+        self, frames: torch.Tensor, t: torch.Tensor, parameters: Mapping[str, Any], known_rhs: torch.Tensor | None = None, *, chunk: int | None = None
+    ) -> torch.Tensor:
+        """Mean square of the PDE residual per step and field, ``(S, C)``.
 
-    def _pde_mask(self) -> torch.Tensor:
-        """Nodes where the PDE residual is imposed, per field: ``(C, ny, nx)`` bool."""
-        ny, nx = self.problem.grid.shape
-        masks = []
-        for name in self.problem.fields:
-            mask = torch.ones(ny, nx, dtype=torch.bool, device=self.device)
-            for side, condition in self.sides[name].items():
-                if self.hard and condition.kind != "dirichlet":
-                    continue
-                index: dict[str, tuple[Any, Any]] = {"left": (slice(None), 0), "right": (slice(None), -1), "bottom": (0, slice(None)), "top": (-1, slice(None))}
+        With ``chunk`` (steps) and autograd recording, the residual is formed ``chunk`` steps
+        at a time under gradient checkpointing: the same values, but the backward pass
+        recomputes each chunk's intermediate tensors instead of storing those of every step
+        (on a long rollout they outweigh the network's own activations). ``known_rhs`` is
+        then not used.
+        """
+        scheme = time_scheme(self.options.time_scheme)
+        n_steps = frames.shape[0] - scheme.width + 1
+        if chunk is None or not torch.is_grad_enabled() or n_steps <= chunk:
+            return self.residual_mean_squares(self.pde_residual(frames, t, parameters, known_rhs))
+
+        def piece(window: torch.Tensor, first: int, last: int, skip: int) -> torch.Tensor:
+            return self.residual_mean_squares(self.pde_residual(window, t[first:last], parameters)[skip:])
+
+        return _checkpointed_chunks(piece, frames, scheme, n_steps, chunk)
+
+    def residual_mean_squares(self, residual: torch.Tensor) -> torch.Tensor:
+        """Mean square of ``residual`` ``(S, C, ny, nx)`` over the nodes where each field's
+        PDE is imposed, per step and field: ``(S, C)``."""
+        return torch.stack([residual[:, c][:, self.pde_mask[c]].pow(2).mean(dim=1) for c in range(residual.shape[1])], dim=1)
+
+
+def pde_mask(problem: Problem, sides: Mapping[str, Mapping[str, Any]], hard: bool, device: torch.device) -> torch.Tensor:
+    """Nodes where the PDE residual is imposed, per field: ``(C, ny, nx)`` bool. Boundary
+    nodes of a side are left out where the side is soft, or hard and Dirichlet (the node is
+    overwritten); hard Neumann and Robin nodes keep the PDE (their ghost nodes carry the
+    condition)."""
+    ny, nx = problem.grid.shape
+    index: dict[str, tuple[Any, Any]] = {"left": (slice(None), 0), "right": (slice(None), -1), "bottom": (0, slice(None)), "top": (-1, slice(None))}
+    masks = []
+    for name in problem.fields:
+        mask = torch.ones(ny, nx, dtype=torch.bool, device=device)
+        for side, condition in sides[name].items():
+            if not (hard and condition.kind != "dirichlet"):
                 mask[index[side]] = False
-            masks.append(mask)
-        return torch.stack(masks)
+        masks.append(mask)
+    return torch.stack(masks)
 
 
 def _plain_values(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters with tensors turned into floats (analyses that need no gradient)."""
     return {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in parameters.items()}
+
+
+def _checkpointed_chunks(piece: Callable[..., torch.Tensor], frames: torch.Tensor, scheme: TimeScheme, n_steps: int, chunk: int) -> torch.Tensor:
+    """``piece(window, first, last, skip)`` (the per-step values of the residual steps that
+    ``frames[first:last]`` holds from its ``skip``-th on) over every step in chunks of about
+    ``chunk`` steps, each under gradient checkpointing; concatenated, ``(n_steps, ...)``."""
+    chunk = max(chunk, 3)  # Adams-Moulton's first residuals need four frames
+    pieces = []
+    start = 0
+    while start < n_steps:
+        stop = n_steps if n_steps - start < 2 * chunk else start + chunk  # no short last chunk
+        first, last = scheme.frames_of(start, stop, frames.shape[0])
+        pieces.append(torch.utils.checkpoint.checkpoint(piece, frames[first:last], first, last, start - first, use_reentrant=False))
+        start = stop
+    return torch.cat(pieces)

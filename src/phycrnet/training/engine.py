@@ -108,6 +108,11 @@ class Engine:
     def train(self) -> TrainingResult:
         """Adam, then the L-BFGS finish, until the iteration cap or the time budget."""
         self._bar = ProgressBar(self.progress)
+        if self.iteration == 0 and self.windows[0] is not None:
+            # A curriculum trains on parts of the window first: the start, scored on the
+            # whole window, is the first candidate for the best state, so the short windows
+            # cannot leave a network that starts as a classical step worse than it began.
+            self.track_current_state("adam")
         stopped_by = self.budget.adam_done(self.iteration, self.seconds)
         try:
             while self.phase == "adam" and stopped_by is None:
@@ -215,11 +220,12 @@ class Engine:
         self.write_log(terms, total, lr=self.lbfgs.optimizer.param_groups[0]["lr"])
         self._after_step()
 
-    def evaluate_final_state(self) -> None:
-        """Score the state the last L-BFGS step ended in (no later step evaluated it)."""
+    def track_current_state(self, phase: str) -> None:
+        """Score the current state on the whole window as a candidate for the best state
+        (the start before a curriculum; the state the last L-BFGS step ended in)."""
         start = time.perf_counter()
         with torch.no_grad():
-            terms = _detached(self.task.losses(None, "lbfgs"))
+            terms = _detached(self.task.losses(None, phase))
         self.seconds += time.perf_counter() - start
         self.guard.track(_raw(terms), self.snapshot)
 

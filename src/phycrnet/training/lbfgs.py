@@ -59,7 +59,7 @@ class Host(Protocol):
 
     def after_lbfgs_step(self, start: tuple[dict[str, torch.Tensor], torch.Tensor]) -> None: ...
 
-    def evaluate_final_state(self) -> None: ...
+    def track_current_state(self, phase: str) -> None: ...
 
 
 class _Stop(Exception):
@@ -107,7 +107,7 @@ class LbfgsFinish:
             if not self._outer_step():
                 break
             engine.after_lbfgs_step(self._record["start"])
-        engine.evaluate_final_state()
+        engine.track_current_state("lbfgs")
 
     def _outer_step(self) -> bool:
         """One outer step; ``False`` ends the phase."""

@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-#: Share of the memory budget a segment's recomputed activations may take: the rest is
-#: left to the residual's graph over all frames, which is not recomputed.
+#: Share of the memory budget one recomputed segment (of the rollout, or of the residual)
+#: may take: the rest is left to what is stored whole (the frames, their gradient, the
+#: state at each segment's start).
 SEGMENT_SHARE = 0.5
 
 

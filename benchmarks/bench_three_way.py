@@ -101,10 +101,12 @@ def load(case: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _cell(value: float | None) -> str:
+def _cell(value: float | None, note: str = "") -> str:
     if value is None:
         return "–"
-    return f"{value:.1e}" if math.isfinite(value) else "blew up"
+    if math.isfinite(value):
+        return f"{value:.1e}"
+    return "not done in budget" if "did not finish" in note else "blew up"
 
 
 def error_table(results: dict[str, dict]) -> list[str]:
@@ -114,7 +116,7 @@ def error_table(results: dict[str, dict]) -> list[str]:
         rows = {r["method"]: r for r in result["rows"]}
         errors = {m: rows[m]["rel_l2"] for m in METHODS if m in rows}
         best = min(errors.values())
-        cells = [f"**{_cell(e)}**" if e == best else _cell(e) for e in (errors.get(m) for m in METHODS)]
+        cells = [f"**{_cell(e)}**" if e == best else _cell(e, rows[m].get("note", "") if m in rows else "") for m, e in ((m, errors.get(m)) for m in METHODS)]
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
     return lines
 

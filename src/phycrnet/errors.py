@@ -7,6 +7,8 @@ without a traceback.
 
 from __future__ import annotations
 
+import time
+
 
 class PhycrnetError(Exception):
     """Base class of all errors meant for the user."""
@@ -36,6 +38,19 @@ class DivergenceError(PhycrnetError):
     """Training diverged (NaN or exploding loss); no result is written (exit code 3)."""
 
     exit_code = 3
+
+
+class TimeLimitError(PhycrnetError):
+    """A solver did not finish within the time it was given; no result is written (exit code 4)."""
+
+    exit_code = 4
+
+
+def check_deadline(deadline: float | None, what: str) -> None:
+    """Raise a :class:`TimeLimitError` saying ``what`` was done if ``time.perf_counter()``
+    is past ``deadline`` (``None``: no limit)."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise TimeLimitError(what)
 
 
 class PhycrnetWarning(UserWarning):

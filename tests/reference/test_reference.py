@@ -298,3 +298,23 @@ def test_numba_backend_solves_the_heat_equation():
     exact = exact_frames(problem, lambda x, y, t: math.exp(-rate * t) * np.sin(2 * np.pi * x) * np.cos(2 * np.pi * y))
     assert np.linalg.norm(ds["u"].values - exact) / np.linalg.norm(exact) < 1e-3
     assert ds.attrs["jit_seconds"] > 0
+
+
+def test_pypde_on_the_spec_grid_is_one_level_without_an_estimate():
+    """``pypde_solution``: py-pde on the spec's own spacing (the baseline beside other
+    solvers on that grid), second order: twice finer is about four times closer to the
+    exact solution; a time limit ends it with a TimeLimitError."""
+    from phycrnet.errors import TimeLimitError
+    from phycrnet.reference.solver import pypde_solution
+
+    errors = []
+    for n in (16, 32):
+        problem = load_spec(heat_spec("sin(2*pi*x)*sin(2*pi*y)", "periodic", grid={"nx": n, "ny": n}, time={"t_end": 0.2, "dt": 0.05}))
+        ds = pypde_solution(problem)
+        assert ds.attrs["solver"] == "py-pde" and ds.attrs["refinement"] == 1 and "estimated_error" not in ds.attrs
+        x, y, t = problem.grid.x.points, problem.grid.y.points, problem.times
+        exact = np.exp(-8 * np.pi**2 * K * t)[:, None, None] * np.sin(2 * np.pi * x)[None, None, :] * np.sin(2 * np.pi * y)[None, :, None]
+        errors.append(np.linalg.norm(ds["u"].values - exact) / np.linalg.norm(exact))
+    assert 3.0 < errors[0] / errors[1] < 5.0
+    with pytest.raises(TimeLimitError, match="py-pde did not finish within 1e-09 s"):
+        pypde_solution(problem, time_limit=1e-9)

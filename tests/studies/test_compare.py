@@ -105,3 +105,15 @@ def test_the_untrained_hybrid_row_starts_where_the_trained_one_does(tmp_path, pe
     result = compare(advected, time_budget=1.0, out_dir=tmp_path, reference=exact_reference(advected), threads=1, options=OPTIONS, methods=["hybrid_untrained"])
     untrained = read_solution(result.rows[0].file)
     assert int(untrained.attrs["refine"]) == 3 and int(untrained.attrs["iterations"]) == 0
+
+
+def test_classical_rows_get_the_networks_budget_as_their_time_limit(tmp_path, periodic_heat_spec, single_thread):
+    """Equal run time: a classical or py-pde row that cannot finish within the budget is
+    recorded as not finished (infinite error, the reason in its note), not waited for."""
+    problem = load_spec(periodic_heat_spec)
+    result = compare(problem, time_budget=1e-6, out_dir=tmp_path, reference=exact_reference(problem), methods=["classical_implicit", "pypde"], threads=1)
+    for row in result.rows:
+        assert row.rel_l2 == float("inf") and "did not finish within 1e-06 s" in row.note, row
+    assert "did not finish" in format_table(result)
+    fresh = compare(problem, time_budget=60, out_dir=tmp_path, reference=exact_reference(problem), methods=["pypde"], threads=1)
+    assert fresh.rows[0].rel_l2 < 1e-2 and fresh.rows[0].wall_seconds < 60

@@ -83,6 +83,7 @@ def classical(
     scheme: str = typer.Option("implicit", help="implicit (the residual's time scheme, by Newton) or explicit (the hybrid network's Heun predictor)."),
     preset: Optional[str] = typer.Option(None, help="Take the discretisation of this preset (" + PRESETS_HELP + ")"),
     substeps: Optional[int] = typer.Option(None, help="Implicit steps per output frame (default 1)."),
+    time_limit: Optional[float] = typer.Option(None, help="Seconds the solve may take; past them it stops with exit code 4 and writes nothing."),
     derivatives: Optional[DerivativeScheme] = typer.Option(None, help=described("physics", "derivatives")),
     boundary: Optional[BoundaryMode] = typer.Option(None, help=described("physics", "boundary")),
     time_scheme: Optional[TimeScheme] = typer.Option(None, help=described("physics", "time_scheme")),
@@ -95,7 +96,7 @@ def classical(
     sections = parse_settings(settings, ("physics",))
     explicit = {"derivatives": derivatives, "boundary": boundary, "time_scheme": time_scheme, "threads": threads}
     options = flat_options(sections, explicit, "physics")
-    dataset = run(spec, scheme=scheme, out=out, preset=preset, substeps=substeps, **options)
+    dataset = run(spec, scheme=scheme, out=out, preset=preset, substeps=substeps, time_limit=time_limit, **options)
     attrs = dataset.attrs
     say(f"wrote {out}: classical {attrs['scheme']} ({attrs['derivatives']}, {attrs['time_scheme']}), {attrs['iterations']} steps in {float(attrs['wall_seconds']):.2f} s")
 

@@ -30,7 +30,7 @@ import torch
 import xarray as xr
 
 from phycrnet.discretisation.implicit import ImplicitDiffusion
-from phycrnet.errors import DivergenceError, OptionsError, PhycrnetWarning
+from phycrnet.errors import DivergenceError, OptionsError, PhycrnetWarning, TimeLimitError, check_deadline
 from phycrnet.io.solution import problem_dataset, write_solution
 from phycrnet.methods.newton import discrete_solution
 from phycrnet.methods.resolve import Resolved, resolve, spec_grid_peclet
@@ -50,6 +50,7 @@ def classical(
     out: str | Path | None = None,
     preset: str | None = None,
     substeps: int | None = None,
+    time_limit: float | None = None,
     **options: Any,
 ) -> xr.Dataset:
     """Solve ``spec`` with a classical scheme on its own grid.
@@ -62,6 +63,9 @@ def classical(
         preset: whose discretisation to use (``physics`` options of the preset).
         substeps: steps per output frame (implicit; default 1, the network's frames
             without physics input; the explicit scheme chooses its own).
+        time_limit: wall-clock seconds the solve may take; past them it ends with a
+            :class:`~phycrnet.errors.TimeLimitError` (a comparison at equal run time
+            gives the classical rows the networks' budget).
         **options: ``physics`` options (``derivatives``, ``boundary``, ``time_scheme``) and
             ``threads`` (torch threads; default every core, 1 on a shared machine).
 
@@ -72,14 +76,20 @@ def classical(
         raise OptionsError(f"--scheme: unknown scheme {scheme!r} (choose from {', '.join(SCHEMES)})")
     if substeps is not None and substeps < 1:
         raise OptionsError(f"--substeps: {substeps} must be a positive integer")
+    if time_limit is not None and not time_limit > 0:
+        raise OptionsError(f"--time-limit: {time_limit} must be a positive number of seconds")
     problem = load_spec(spec)
     run = crn_options(problem.option_sections(), {**options, "refine": 1, "dtype": "float64"}, preset=preset)
     configure_threads(run.training.threads)
     start = time.perf_counter()
-    if scheme == "explicit":
-        frames, attrs = explicit_solution(problem, run)
-    else:
-        frames, attrs = implicit_solution(problem, run, substeps or 1)
+    deadline = None if time_limit is None else start + time_limit
+    try:
+        if scheme == "explicit":
+            frames, attrs = explicit_solution(problem, run, deadline)
+        else:
+            frames, attrs = implicit_solution(problem, run, substeps or 1, deadline)
+    except TimeLimitError as exc:
+        raise TimeLimitError(f"the {scheme} solver did not finish within {time_limit:g} s ({exc}); no result was written") from None
     seconds = time.perf_counter() - start
     require_bounded(frames, scheme)
     dataset = _dataset(problem, run, frames, scheme, seconds, attrs)
@@ -107,7 +117,7 @@ def require_bounded(frames: np.ndarray, scheme: str) -> None:
         )
 
 
-def explicit_solution(problem: Problem, run: CrnOptions) -> tuple[np.ndarray, dict[str, Any]]:
+def explicit_solution(problem: Problem, run: CrnOptions, deadline: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Frames ``(T, C, ny, nx)`` of the hybrid network's predictor, and what it chose."""
     if run.physics.boundary == "soft":
         raise OptionsError("--scheme explicit: needs hard boundaries (soft boundary terms are not imposed by a time step)")
@@ -116,7 +126,7 @@ def explicit_solution(problem: Problem, run: CrnOptions) -> tuple[np.ndarray, di
     _warn_damped(resolved)
     physics = Physics(problem, run.physics, dtype=torch.float64)
     predictor = predictor_of(physics, resolved, hybrid.model.physics_predictor)
-    frames = explicit_rollout(physics, predictor, problem.n_steps * resolved.substeps)[:: resolved.substeps]
+    frames = explicit_rollout(physics, predictor, problem.n_steps * resolved.substeps, deadline)[:: resolved.substeps]
     attrs = {
         "substeps": resolved.substeps,
         "predictor_steps": resolved.predictor_steps,
@@ -139,8 +149,9 @@ def predictor_of(physics: Physics, resolved: Resolved, kind: str) -> Predictor:
     return Predictor(physics, dt, steps=resolved.predictor_steps, gain=resolved.input_gain, kind=kind, implicit=implicit)
 
 
-def explicit_rollout(physics: Physics, predictor: Predictor, n_steps: int) -> np.ndarray:
-    """``n_steps`` predictor steps from the initial values: ``(n_steps + 1, C, ny, nx)``."""
+def explicit_rollout(physics: Physics, predictor: Predictor, n_steps: int, deadline: float | None = None) -> np.ndarray:
+    """``n_steps`` predictor steps from the initial values: ``(n_steps + 1, C, ny, nx)``
+    (a :class:`~phycrnet.errors.TimeLimitError` past ``deadline``)."""
     problem = physics.problem
     parameters = problem.parameter_values()
     u = torch.as_tensor(problem.initial_values(), dtype=physics.dtype, device=physics.device).unsqueeze(0)
@@ -148,6 +159,7 @@ def explicit_rollout(physics: Physics, predictor: Predictor, n_steps: int) -> np
     frames = [u]
     with torch.no_grad():
         for k in range(n_steps):
+            check_deadline(deadline, f"{k} of {n_steps} steps done")
             u = predictor.step(u, k * predictor.dt, parameters)
             if not bool(torch.isfinite(u).all()):
                 raise DivergenceError(f"the explicit solver blew up at step {k + 1}; try --scheme implicit")
@@ -155,10 +167,10 @@ def explicit_rollout(physics: Physics, predictor: Predictor, n_steps: int) -> np
     return torch.cat(frames).cpu().numpy()
 
 
-def implicit_solution(problem: Problem, run: CrnOptions, substeps: int) -> tuple[np.ndarray, dict[str, Any]]:
+def implicit_solution(problem: Problem, run: CrnOptions, substeps: int, deadline: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Frames ``(T, C, ny, nx)`` of the residual's time scheme solved by Newton."""
     _warn_unresolved(problem, run)
-    frames = discrete_solution(problem, run.physics, substeps=substeps)
+    frames = discrete_solution(problem, run.physics, substeps=substeps, deadline=deadline)
     return frames, {"substeps": substeps, "iterations": problem.n_steps * substeps}
 
 

@@ -43,7 +43,7 @@ from torch.func import jacrev, jvp
 
 from phycrnet.discretisation.implicit import ImplicitDiffusion
 from phycrnet.discretisation.time_schemes import time_scheme
-from phycrnet.errors import OptionsError, PhycrnetError
+from phycrnet.errors import OptionsError, PhycrnetError, check_deadline
 from phycrnet.options import PhysicsOptions
 from phycrnet.physics import Physics
 from phycrnet.spec.problem import Problem
@@ -60,6 +60,7 @@ def discrete_solution(
     max_iterations: int = 20,
     tolerance: float = 1e-12,
     jacobian: str = "auto",
+    deadline: float | None = None,
 ) -> np.ndarray:
     """Frames ``(n_steps + 1, C, ny, nx)`` that zero the discrete residual step by step.
 
@@ -70,6 +71,8 @@ def discrete_solution(
         max_iterations: Gauss-Newton iterations per step.
         tolerance: stop when the residual's root mean square falls below this.
         jacobian: ``"dense"``, ``"sparse"``, ``"krylov"`` or ``"auto"`` (see the module).
+        deadline: ``time.perf_counter()`` value past which a :class:`TimeLimitError` ends
+            the solve (checked between steps and between GMRES iterations).
     """
     options = options or PhysicsOptions()
     scheme = time_scheme(options.time_scheme)
@@ -83,8 +86,11 @@ def discrete_solution(
     history = [u]
     newton = _stepper(physics, tuple(u.shape), dt, jacobian)
     n_steps = problem.n_steps * substeps
+    if isinstance(newton, _KrylovNewton):
+        newton.deadline = deadline
     while len(history) <= n_steps:
         k = len(history) - 1
+        check_deadline(deadline, f"{k} of {n_steps} steps done")
         # Adams-Moulton's first three steps are coupled (the first two use F up to frame 3).
         joint = 3 if options.time_scheme == "adams_moulton" and k == 0 and n_steps >= 3 else 1
         window = history[-scheme.past :]
@@ -243,6 +249,7 @@ class _KrylovNewton:
         cpu = torch.device("cpu")
         self.filter = ImplicitDiffusion.for_problem(physics.problem, physics.derivatives, step, dtype=torch.float64, device=cpu) if step > 0 else None
         self.iterations = 0  # GMRES iterations so far (diagnostics)
+        self.deadline: float | None = None
 
     def _residual(self, window: list[torch.Tensor], times: torch.Tensor, parameters: dict[str, Any]) -> Any:
         physics, mask = self.physics, self.physics.pde_mask
@@ -273,7 +280,7 @@ class _KrylovNewton:
             if float(r.pow(2).mean().sqrt()) < tolerance * self.scale:
                 break
             jacobian = scipy.sparse.linalg.LinearOperator((size, size), dtype=np.float64, matvec=_difference_product(residual, u, r))
-            counter = _Counter()
+            counter = _Counter(self.deadline)
             atol = 0.01 * tolerance * self.scale * size**0.5
             update, _ = scipy.sparse.linalg.gmres(jacobian, -r.reshape(-1).numpy(), rtol=1e-8, atol=atol, restart=60, maxiter=20, M=preconditioner, callback=counter, callback_type="pr_norm")
             self.iterations += counter.count
@@ -302,10 +309,12 @@ def _difference_product(residual: Any, u: torch.Tensor, r: torch.Tensor) -> Any:
 
 
 class _Counter:
-    """Counts GMRES iterations (its callback)."""
+    """Counts GMRES iterations (its callback), and ends them past ``deadline``."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None) -> None:
         self.count = 0
+        self.deadline = deadline
 
     def __call__(self, _: Any) -> None:
         self.count += 1
+        check_deadline(self.deadline, "stopped inside a Newton-Krylov step")

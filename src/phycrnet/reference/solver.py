@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from phycrnet.analysis.metrics import rel_l2
-from phycrnet.errors import OptionsError
+from phycrnet.errors import OptionsError, TimeLimitError
 from phycrnet.reference.grid import initial_state, refined_axes
 from phycrnet.reference.integrate import (
     IntegrationStats,
@@ -57,6 +57,7 @@ __all__ = [
     "SOLVER_NAME",
     "LevelSolution",
     "Method",
+    "pypde_solution",
     "simulate",
     "solve_reference",
     "worst_field_rel_l2",
@@ -281,6 +282,29 @@ def solve_reference(
     rtol = rtol if rtol is not None else min(1e-7, 1e-3 * tolerance)
     run = _Run(problem, refinement is None, richardson, tolerance, time_limit, backend, rtol, progress)
     return run.solve(AUTO_START_REFINEMENT if refinement is None else refinement)
+
+
+def pypde_solution(problem: Problem | Any, *, refinement: int = 1, time_limit: float | None = None, backend: Backend = "numpy", rtol: float = 1e-7) -> xr.Dataset:
+    """py-pde on one grid (``refinement`` cells per spec grid spacing; 1: the spec's own
+    spacing) as a baseline beside other solvers on that grid, not as a reference: no finer
+    level, no error estimate. Past ``time_limit`` seconds it ends with a
+    :class:`~phycrnet.errors.TimeLimitError`.
+
+    Returns a solution dataset with ``solver = "py-pde"``, ``refinement``, ``method``,
+    ``time_steps``, ``rtol`` and the versions.
+    """
+    from phycrnet.io.solution import problem_dataset
+    from phycrnet.spec.problem import load_spec
+
+    problem = load_spec(problem)
+    _validate_options(refinement, None, time_limit, backend, "pypde")
+    start = time.perf_counter()
+    try:
+        level = simulate(problem, refinement, backend=backend, rtol=rtol, deadline=None if time_limit is None else start + time_limit)
+    except OutOfTime:
+        raise TimeLimitError(f"py-pde did not finish within {time_limit:g} s; no result was written") from None
+    attrs = {"refinement": refinement, "method": _method_text(backend, False), "backend": backend, "rtol": rtol, "time_steps": level.stats.steps, **_versions()}
+    return problem_dataset(problem, level.values, solver="py-pde", wall_seconds=time.perf_counter() - start, iterations=level.stats.steps, attrs=attrs)
 
 
 def _validate_options(

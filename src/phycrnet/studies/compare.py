@@ -6,7 +6,8 @@ at equal accuracy or equal run time (McGreivy & Hakim, Nature Machine Intelligen
 
 * ``classical_explicit`` and ``classical_implicit``: the project's own solvers on the
   spec's grid (:mod:`phycrnet.methods.classical`);
-* ``pypde``: py-pde on the spec's grid (second-order finite volumes, adaptive time steps);
+* ``pypde``: py-pde on the spec's grid (second-order finite volumes, adaptive time steps;
+  :func:`~phycrnet.reference.solver.pypde_solution`);
 * ``paper``, ``crn``, ``hybrid``: PhyCRNet under each preset, and ``hybrid_untrained``,
   the hybrid network before training (a classical step in float32) on the grid the trained
   hybrid resolves to (a time budget refines under-resolved transport, ``refine: auto``), so
@@ -19,7 +20,9 @@ reach a common accuracy: the PINN's error at the budget (or, without a PINN row,
 paper preset's). For a network that time comes from its error measured during training
 (every ``budget / CURVE_POINTS`` seconds of training, not counted as training); a
 classical row reaches it in its wall time or not at all. Every network gets the same
-training budget, one after the other on the same machine.
+training budget, one after the other on the same machine, and the classical and py-pde rows
+get it as their time limit (equal run time): a row that runs past it, or blows up, is
+recorded with an infinite error and the reason in its ``note``.
 
 Outputs (in ``out_dir``): each row's solution (``<case>_<method>.nc``), the table
 (``compare_<case>.json``), snapshots of every row (``compare_<case>_<field>.png``), the
@@ -42,14 +45,14 @@ import xarray as xr
 
 from phycrnet.analysis.metrics import evaluate
 from phycrnet.analysis.plots import plot_comparison, plot_error_curves
-from phycrnet.errors import DivergenceError, OptionsError
+from phycrnet.errors import DivergenceError, OptionsError, TimeLimitError
 from phycrnet.io.solution import fields_of, read_solution, write_solution
 from phycrnet.methods.classical import classical
 from phycrnet.methods.pinn import pinn_solve
 from phycrnet.methods.resolve import training_refinement
 from phycrnet.methods.solve import solve
 from phycrnet.options.presets import crn_options
-from phycrnet.reference.solver import solve_reference
+from phycrnet.reference.solver import pypde_solution, solve_reference
 from phycrnet.spec.problem import Problem, load_spec
 from phycrnet.training.engine import Engine
 
@@ -138,7 +141,7 @@ def compare(
         start = time.perf_counter()
         try:
             solution, seconds, curve = _run(method, problem, ref, time_budget, common, (options or {}).get(method, {}))
-        except DivergenceError as exc:  # a row that blows up is a result too, not the end of the comparison
+        except (DivergenceError, TimeLimitError) as exc:  # a row that blows up or runs out of time is a result too
             comparison.rows.append(MethodResult(method, math.inf, {}, math.inf, time.perf_counter() - start, 0, note=str(exc)))
             continue
         path = out / f"{problem.name}_{method}.nc"
@@ -156,9 +159,9 @@ def _run(method: str, problem: Problem, ref: xr.Dataset, budget: float, common: 
     curve: list[tuple[float, float]] = []
     start = time.perf_counter()
     if method.startswith("classical_"):  # the project's discretisation, whatever the spec's preset
-        solution = classical(problem, scheme=method.removeprefix("classical_"), preset="hybrid", threads=common["threads"], **extra)
+        solution = classical(problem, scheme=method.removeprefix("classical_"), preset="hybrid", threads=common["threads"], time_limit=budget, **extra)
     elif method == "pypde":
-        solution = solve_reference(problem, refinement=1, richardson=False, **extra)
+        solution = pypde_solution(problem, time_limit=budget, **extra)
     elif method == "hybrid_untrained":
         solution = solve(problem, preset="hybrid", iterations=0, **{"refine": _hybrid_refinement(problem, budget, extra), **common, **extra})
     elif method == "pinn":

@@ -73,11 +73,16 @@ class CrnTask(NetworkTask):
         self.segment: int | None = None
         self.residual_chunk: int | None = None
         self._known_rhs: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.step_weights = self.measure_step_weights() if resolved.step_balance else None
+        self.step_weights: torch.Tensor | None = None
         if options.training.memory_budget_gb is not None:
             budget = options.training.memory_budget_gb
             self.segment = segment_length(self.step_bytes(), self.n_network_steps, budget)
-            self.residual_chunk = segment_length(self.residual_step_bytes(), self.n_network_steps, budget)
+            chunks = [c for c in (self.segment, segment_length(self.residual_step_bytes(), self.n_network_steps, budget)) if c is not None]
+            # The residual's transient tensors (FFTs, products) scale with the steps at once
+            # too: it is formed in pieces no longer than the rollout's segments.
+            self.residual_chunk = min(chunks) if chunks else None
+        if resolved.step_balance:
+            self.step_weights = self.measure_step_weights()
 
     def _network(self) -> PhyCRNet:
         r, problem = self.resolved, self.problem
@@ -111,7 +116,7 @@ class CrnTask(NetworkTask):
         parameters = self.problem.parameter_values()
         frames = self.physics.enforce(self._u0_enforced(parameters).expand(self.n_network_steps + 1, *self.u0.shape[1:]), self.t_network, parameters)
         with torch.no_grad():
-            terms = self.physics.losses(frames, self.t_network, parameters, causal=self.options.training.causal)
+            terms = self.physics.losses(frames, self.t_network, parameters, causal=self.options.training.causal, chunk=self.residual_chunk)
         total = torch.stack([v.reshape(()) for v in terms.values()]).sum().double()
         return torch.nan_to_num(total, nan=0.0, posinf=0.0).reshape(1).cpu()
 
@@ -136,7 +141,9 @@ class CrnTask(NetworkTask):
         inputs = {n: v.detach() if torch.is_tensor(v) else v for n, v in parameters.items()} if learned else parameters
         record: list[torch.Tensor] = []
         segmented = self.segment is not None and torch.is_grad_enabled() and n_steps > self.segment
-        rhs = self._physics_input(inputs, None if segmented else record)
+        # Under a memory budget F is not kept for the residual (a copy of every frame).
+        keep = self.options.training.memory_budget_gb is None
+        rhs = self._physics_input(inputs, record if keep else None)
         constrain = self._constrain(parameters)
         u0 = self._u0_enforced(parameters)
         if segmented:
@@ -211,8 +218,7 @@ class CrnTask(NetworkTask):
         parameters = self.problem.parameter_values()
         with torch.no_grad():
             frames = self.rollout(parameters=parameters)
-            residual = self.physics.pde_residual(frames, self.t_network, parameters)
-            per_step = self.physics.residual_mean_squares(residual)
+            per_step = self.physics.step_mean_squares(frames, self.t_network, parameters, chunk=self.residual_chunk)
         mean = per_step.mean(dim=0, keepdim=True)
         weights = mean / per_step.clamp_min(1e-30)
         return torch.where(mean > 0, weights.clamp(max=THRESHOLDS.step_balance_limit), torch.ones_like(weights))

@@ -313,15 +313,15 @@ class Physics:
     ) -> torch.Tensor:
         """Mean square of the PDE residual per step and field, ``(S, C)``.
 
-        With ``chunk`` (steps) and autograd recording, the residual is formed ``chunk`` steps
-        at a time under gradient checkpointing: the same values, but the backward pass
-        recomputes each chunk's intermediate tensors instead of storing those of every step
-        (on a long rollout they outweigh the network's own activations). ``known_rhs`` is
-        then not used.
+        With ``chunk`` (steps) the residual is formed ``chunk`` steps at a time: the same
+        values, with the transient tensors of one chunk at a time, and with autograd
+        recording under gradient checkpointing, so the backward pass recomputes each
+        chunk's intermediate tensors instead of storing those of every step. ``known_rhs``
+        is then not used.
         """
         scheme = time_scheme(self.options.time_scheme)
         n_steps = frames.shape[0] - scheme.width + 1
-        if chunk is None or not torch.is_grad_enabled() or n_steps <= chunk:
+        if chunk is None or n_steps <= chunk:
             return self.residual_mean_squares(self.pde_residual(frames, t, parameters, known_rhs))
 
         def piece(window: torch.Tensor, first: int, last: int, skip: int) -> torch.Tensor:
@@ -360,13 +360,18 @@ def _plain_values(parameters: Mapping[str, Any]) -> dict[str, Any]:
 def _checkpointed_chunks(piece: Callable[..., torch.Tensor], frames: torch.Tensor, scheme: TimeScheme, n_steps: int, chunk: int) -> torch.Tensor:
     """``piece(window, first, last, skip)`` (the per-step values of the residual steps that
     ``frames[first:last]`` holds from its ``skip``-th on) over every step in chunks of about
-    ``chunk`` steps, each under gradient checkpointing; concatenated, ``(n_steps, ...)``."""
+    ``chunk`` steps, each under gradient checkpointing where autograd records; concatenated,
+    ``(n_steps, ...)``."""
     chunk = max(chunk, 3)  # Adams-Moulton's first residuals need four frames
     pieces = []
     start = 0
     while start < n_steps:
         stop = n_steps if n_steps - start < 2 * chunk else start + chunk  # no short last chunk
         first, last = scheme.frames_of(start, stop, frames.shape[0])
-        pieces.append(torch.utils.checkpoint.checkpoint(piece, frames[first:last], first, last, start - first, use_reentrant=False))
+        window = frames[first:last]
+        if torch.is_grad_enabled():
+            pieces.append(torch.utils.checkpoint.checkpoint(piece, window, first, last, start - first, use_reentrant=False))
+        else:
+            pieces.append(piece(window, first, last, start - first))
         start = stop
     return torch.cat(pieces)

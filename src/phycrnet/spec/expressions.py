@@ -221,16 +221,23 @@ def evaluate(
     Returns:
         The value, of the type the inputs broadcast to.
     """
-    cache: dict[sympy.Expr, Any] = {}
+    return _Walk(env, apply_operator)(expr)
 
-    def walk(node: sympy.Expr) -> Any:
-        if node in cache:
-            return cache[node]
-        value = _evaluate_node(node, env, walk, apply_operator)
-        cache[node] = value
-        return value
 
-    return walk(expr)
+class _Walk:
+    """Evaluates sub-expressions in one environment, each once (memoised). A class, not a
+    closure that refers to itself: such a reference cycle is freed only by the cyclic
+    garbage collector, and would keep every intermediate array of a long rollout's
+    residual alive until the next collection."""
+
+    def __init__(self, env: Mapping[str, Any], apply_operator: OperatorCallback | None) -> None:
+        self.env, self.apply_operator = env, apply_operator
+        self.memo: dict[sympy.Expr, Any] = {}
+
+    def __call__(self, node: sympy.Expr) -> Any:
+        if node not in self.memo:
+            self.memo[node] = _evaluate_node(node, self.env, self, self.apply_operator)
+        return self.memo[node]
 
 
 def _evaluate_node(node, env, walk, apply_operator) -> Any:

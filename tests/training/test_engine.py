@@ -456,3 +456,72 @@ def test_a_curriculum_never_returns_a_state_worse_than_its_start(periodic_heat_s
     ruined.engine.track_current_state = lambda phase: None
     ruined.train()
     assert ruined.current_loss() > 10 * start
+
+
+# --------------------------------------------------------------------------- weight averaging
+
+
+def test_weight_average_is_an_exponential_moving_average():
+    from phycrnet.training.averaging import WeightAverage
+
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    average = WeightAverage([w], decay=0.75)
+    average.update()  # starts at the current weights
+    with torch.no_grad():
+        w.copy_(torch.tensor([5.0, 6.0]))
+    average.update()
+    with torch.no_grad():
+        w.zero_()
+    average.load_into_parameters()
+    torch.testing.assert_close(w.detach(), 0.75 * torch.tensor([1.0, 2.0]) + 0.25 * torch.tensor([5.0, 6.0]))
+
+
+def test_the_weight_average_is_the_result_and_survives_a_resume(tmp_path, periodic_heat_spec, tiny_model, crn_run):
+    """With ``weight_average`` the averaged weights (not the last or best iterate) are what
+    a run returns; a run resumed from a checkpoint continues the same average."""
+    from phycrnet.training.averaging import WeightAverage
+
+    options = {"iterations": 12, "lbfgs_fraction": 0.0, "weight_average": 0.8, "schedule": "constant", "lr": 2e-3}
+    run = crn_run(periodic_heat_spec, tiny_model, **options)
+    shadow = WeightAverage(list(run.task.model.parameters()), 0.8)
+    steps = run.engine._adam_step
+
+    def step_and_follow():
+        out = steps()
+        shadow.update()
+        return out
+
+    run.engine._adam_step = step_and_follow
+    run.engine.train()
+    assert run.engine.average.steps == 12
+    for returned, expected in zip(run.task.model.parameters(), shadow.average):
+        torch.testing.assert_close(returned.detach(), expected)
+    # Killed after 5 iterations and resumed: the same result.
+    checkpoint = tmp_path / "run.ckpt.pt"
+    first = crn_run(periodic_heat_spec, tiny_model, checkpoint_path=checkpoint, **options)
+    first.steps(5)
+    first.engine.save_checkpoint()
+    second = crn_run(periodic_heat_spec, tiny_model, checkpoint_path=checkpoint, **options)
+    second.engine.load_checkpoint(checkpoint)
+    second.engine.train()
+    for a, b in zip(run.task.model.parameters(), second.task.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_weight_average_far_worse_than_the_best_is_not_adopted(periodic_heat_spec, tiny_model, crn_run):
+    """An average whose loss is not finite (or exceeds the best by the divergence factor)
+    leaves the best iterate as the result."""
+    run = crn_run(periodic_heat_spec, tiny_model, iterations=6, lbfgs_fraction=0.0, weight_average=0.9)
+    losses = run.task.losses
+
+    def average_blows_up(window, phase):
+        terms = losses(window, phase)
+        if run.engine.iteration == 6 and phase == "adam":  # the scoring of the average after the last step
+            terms = {k: v * float("inf") for k, v in terms.items()}
+        return terms
+
+    run.task.losses = average_blows_up
+    result = run.engine.train()
+    assert math.isfinite(result.best_loss)
+    averaged = [a.clone() for a in run.engine.average.average]
+    assert any(not torch.equal(p.detach(), a) for p, a in zip(run.task.model.parameters(), averaged))

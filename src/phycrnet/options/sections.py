@@ -183,6 +183,9 @@ class TrainingOptions(Section):
     lbfgs_history: int = option(50, "Curvature pairs L-BFGS keeps.", ge=1)
     lbfgs_max_iter: int = option(20, "Most L-BFGS iterations per outer step (between budget, log and checkpoint checks).", ge=1)
     grad_clip: float | None = option(None, "Clip the network's gradient norm to this (None: no clipping).", gt=0)
+    weight_average: float = option(
+        0.0, "Decay of a moving average of the weights over the Adam phase that becomes the result (0: off; 0.98: about the last 50 steps).", ge=0, lt=1
+    )
     data_weight: float = option(1.0, "Weight of the data misfit terms data_<field>.", gt=0)
     data_final_ratio: float = option(0.01, "Data weight at the end of the run relative to data_weight (it decays geometrically).", gt=0, le=1)
     identification_share: float = option(

@@ -51,6 +51,17 @@ class DivergenceGuard:
         self.best_state = state if self.best_state is None else blend(state, self.best_state, improved)
         self.best_loss = torch.where(improved, raw, self.best_loss)
 
+    def adopt(self, raw: torch.Tensor, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """Make the state ``snapshot()`` the best for the members whose loss ``raw`` is finite
+        and within the divergence factor of their best (a weight average, chosen by error
+        rather than loss: :mod:`phycrnet.training.averaging`)."""
+        usable = torch.isfinite(raw) & (raw <= self.factor * self.best_loss) & ~self.failed
+        if not bool(usable.any()):
+            return
+        state = snapshot()
+        self.best_state = state if self.best_state is None else blend(state, self.best_state, usable)
+        self.best_loss = torch.where(usable, raw, self.best_loss)
+
     def blown_up(self, raw: torch.Tensor, iteration: int) -> torch.Tensor:
         """Members whose loss ``raw`` is not finite or has exploded."""
         scale = torch.maximum(self.best_loss, self.standstill)

@@ -25,9 +25,10 @@ from typing import Any
 import torch
 
 from phycrnet.errors import DivergenceError
-from phycrnet.losses.weighting import make_weighting
+from phycrnet.losses.weighting import Weighting, make_weighting
 from phycrnet.options import TrainingOptions
 from phycrnet.training import checkpoint
+from phycrnet.training.averaging import WeightAverage
 from phycrnet.training.divergence import DivergenceGuard
 from phycrnet.training.lbfgs import LbfgsFinish
 from phycrnet.training.log import CsvLog, ProgressBar
@@ -64,9 +65,13 @@ class Engine:
         self.windows = task.windows(options.curriculum)
         self.budget = Budget.of(options, len(self.windows))
         self.weighting = make_weighting(options.weighting, **options.weighting_options).to(task.device)
-        self.weighting.attach(self._gradient_norms)
-        self._create_weighting_parameters()
-        self.optimizer = torch.optim.Adam(self._adam_groups(), lr=options.lr)
+        self.weighting.attach(lambda losses: gradient_norms(self.task.network_parameters(), losses))
+        if hasattr(self.weighting, "log_variances"):  # lazily created (``uncertainty``): needed before Adam
+            with torch.no_grad():
+                self.weighting.combine(task.losses(self.windows[0], "adam"), 0)
+        self.optimizer = torch.optim.Adam(_adam_groups(task, self.weighting), lr=options.lr)
+        adam_parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.average = WeightAverage(adam_parameters, options.weight_average) if options.weight_average > 0 else None
         self.guard = DivergenceGuard(task.members, options.divergence_factor, options.max_recoveries, task.standstill_loss())
         self.checkpoint_path = checkpoint_path
         self.log = CsvLog(log_path)
@@ -118,6 +123,8 @@ class Engine:
             while self.phase == "adam" and stopped_by is None:
                 self._adam_iteration()
                 stopped_by = self.budget.adam_done(self.iteration, self.seconds)
+            if self.phase == "adam" and self.average is not None:
+                self._adopt_average()
             if self.options.lbfgs_fraction > 0 and self.budget.done(self.iteration, self.seconds) is None or self.phase == "lbfgs":
                 self._enter_lbfgs()
                 assert self.lbfgs is not None
@@ -171,7 +178,18 @@ class Engine:
         if bool(torch.isfinite(raw).any()):
             self.optimizer.step()
             self._hold_failed()
+            if self.average is not None and window is None:
+                self.average.update()
         return terms, total.detach().reshape(-1).double().cpu()
+
+    def _adopt_average(self) -> None:
+        """The weight average becomes the best state, where its whole-window loss is finite
+        and within the divergence factor of the best (:mod:`phycrnet.training.averaging`)."""
+        assert self.average is not None
+        current = self.snapshot()
+        self.average.load_into_parameters()
+        self.track_current_state("adam", adopt=True)
+        self.restore(current)
 
     def _recover(self, bad: torch.Tensor, raw: torch.Tensor) -> None:
         restored, failed = self.guard.recover(bad)
@@ -220,14 +238,18 @@ class Engine:
         self.write_log(terms, total, lr=self.lbfgs.optimizer.param_groups[0]["lr"])
         self._after_step()
 
-    def track_current_state(self, phase: str) -> None:
+    def track_current_state(self, phase: str, *, adopt: bool = False) -> None:
         """Score the current state on the whole window as a candidate for the best state
-        (the start before a curriculum; the state the last L-BFGS step ended in)."""
+        (the start before a curriculum; the state the last L-BFGS step ended in); with
+        ``adopt`` it replaces the best unless it is not finite or far worse."""
         start = time.perf_counter()
         with torch.no_grad():
             terms = _detached(self.task.losses(None, phase))
         self.seconds += time.perf_counter() - start
-        self.guard.track(_raw(terms), self.snapshot)
+        if adopt:
+            self.guard.adopt(_raw(terms), self.snapshot)
+        else:
+            self.guard.track(_raw(terms), self.snapshot)
 
     # -- state -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -266,29 +288,6 @@ class Engine:
         )
 
     # -- pieces ----------------------------------------------------------------------------
-    def _adam_groups(self) -> list[dict[str, Any]]:
-        groups = self.task.parameter_groups()
-        weighting = list(self.weighting.parameters())
-        if weighting:
-            groups = [*groups, {"params": weighting, "factor": 1.0}]
-        return groups
-
-    def _create_weighting_parameters(self) -> None:
-        """Lazily created weighting parameters (``uncertainty``) must exist before Adam."""
-        if hasattr(self.weighting, "log_variances"):
-            with torch.no_grad():
-                self.weighting.combine(self.task.losses(self.windows[0], "adam"), 0)
-
-    def _gradient_norms(self, losses: Mapping[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
-        """Per term: (max |g|, mean |g|) of its gradient on the network's parameters."""
-        params = [p for p in self.task.network_parameters() if p.requires_grad]
-        norms = {}
-        for name, value in losses.items():
-            grads = torch.autograd.grad(value.sum(), params, retain_graph=True, allow_unused=True)
-            flat = torch.cat([g.abs().flatten() for g in grads if g is not None])
-            norms[name] = (float(flat.max()), float(flat.mean()))
-        return norms
-
     def write_log(self, terms: dict[str, torch.Tensor], total: torch.Tensor, *, lr: float) -> None:
         """One log row (member means where a batch trains several)."""
         row: dict[str, Any] = {"iteration": self.iteration, "seconds": round(self.seconds, 4), "lr": lr, "loss": float(total.mean())}
@@ -309,6 +308,7 @@ class Engine:
             "weighting": self.weighting.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "lbfgs": self.lbfgs.state_dict() if self.lbfgs is not None else None,
+            "average": self.average.state_dict() if self.average is not None else None,
             "guard": self.guard.state_dict(),
             "counters": {k: getattr(self, k) for k in ("iteration", "seconds", "lr_scale", "phase", "stage", "stage_start", "last_terms", "adam_iterations")},
             "rng": checkpoint.random_states(),
@@ -332,6 +332,8 @@ class Engine:
             setattr(self, key, value)
         if state["lbfgs"] is not None:
             self.lbfgs = LbfgsFinish(self, state["lbfgs"])
+        if self.average is not None and state.get("average") is not None:
+            self.average.load_state_dict(state["average"])
         self._last_checkpoint = self.seconds
         checkpoint.restore_random_states(state["rng"])
         self.log.truncate(self.iteration)
@@ -349,3 +351,21 @@ def _raw(terms: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def _first_member(terms: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v[0]) for k, v in terms.items()}
+
+
+def gradient_norms(parameters: list[torch.nn.Parameter], losses: Mapping[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+    """Per term: (max |g|, mean |g|) of its gradient on ``parameters`` (those that train)."""
+    params = [p for p in parameters if p.requires_grad]
+    norms = {}
+    for name, value in losses.items():
+        grads = torch.autograd.grad(value.sum(), params, retain_graph=True, allow_unused=True)
+        flat = torch.cat([g.abs().flatten() for g in grads if g is not None])
+        norms[name] = (float(flat.max()), float(flat.mean()))
+    return norms
+
+
+def _adam_groups(task: Task, weighting: Weighting) -> list[dict[str, Any]]:
+    """The task's parameter groups, and the weighting scheme's parameters (if any) at the base rate."""
+    groups = task.parameter_groups()
+    own = list(weighting.parameters())
+    return [*groups, {"params": own, "factor": 1.0}] if own else groups

@@ -10,8 +10,9 @@ reference cached in ``benchmarks/.cache`` by the other benchmarks (cases without
 the time alone).
 
     python benchmarks/bench_classical.py [--cases ...]
+    python benchmarks/bench_classical.py --scaling diffusion_reaction_mixed 33 64 128
 
-Writes RESULTS.md section ``classical``.
+Writes RESULTS.md section ``classical`` (``classical_scaling`` with ``--scaling``).
 """
 
 from __future__ import annotations
@@ -43,10 +44,34 @@ def measure(case: str, scheme: str, **physics: str) -> tuple[float, float, str]:
     return seconds, error, note
 
 
+def scaling(case: str, sizes: list[int]) -> None:
+    """The implicit solver's wall time on ``case`` at ``n x n`` nodes for each n (section
+    ``classical_scaling``): how the Newton solve grows with the grid."""
+    lines = [
+        f"## The implicit classical solver against grid size, {case}, one thread",
+        "",
+        stamp(f"python benchmarks/bench_classical.py --scaling {case} " + " ".join(map(str, sizes))),
+        "| grid x fields x frames | implicit s | time steps |",
+        "|---|---|---|",
+    ]
+    for n in sizes:
+        problem = load_spec(case).with_changes(grid={"nx": n, "ny": n})
+        start = time.perf_counter()
+        solution = classical(problem, scheme="implicit", threads=1)
+        seconds = time.perf_counter() - start
+        lines.append(f"| {n}x{n} x {len(problem.fields)} x {problem.n_steps + 1} | {seconds:.1f} | {int(solution.attrs['iterations'])} |")
+        print(lines[-1], flush=True)
+    write_section("classical_scaling", "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=None)
+    parser.add_argument("--scaling", nargs="+", default=None, metavar="CASE N", help="time the implicit solver on CASE at N x N nodes for each N instead")
     args = parser.parse_args()
+    if args.scaling:
+        scaling(args.scaling[0], [int(n) for n in args.scaling[1:]])
+        return
     cases = args.cases or [c for c in catalog.list_cases() if c != "burgers_phycrnet_full"]
     lines = [
         "## The classical solvers on the catalog cases (spec grid, one thread)",

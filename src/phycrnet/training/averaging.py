@@ -8,9 +8,9 @@ and becomes the result in place of the best-loss iterate, unless its loss is not
 exceeds the best by the divergence factor (then the average lags a run that is still far
 from converged, and the best iterate stays).
 
-It is chosen by the error, not by the loss: on Allen-Cahn (``crn``) the average was 15 to
-20 % closer to the converged solution than the best-loss iterate, though its loss was
-sometimes a little higher (docs/method.md, "The crn preset").
+The average is adopted on the strength of its error against converged solutions, not of its
+loss, which can be a little higher than the best iterate's (docs/method.md, "The crn
+preset", has the measurements).
 """
 
 from __future__ import annotations

@@ -74,3 +74,18 @@ def test_what_cannot_be_batched_is_refused(periodic_heat_spec, tiny_model, optio
     problems = [load_spec({**periodic_heat_spec, **spec_change})] * 2
     with pytest.raises(OptionsError, match=message):
         solve_batch(problems, [None, None], iterations=2, threads=1, model=tiny_model, **options)
+
+
+def test_native_convolutions_are_scoped_to_the_batch():
+    """The batch trains with oneDNN off (its grouped convolutions are slower there) and
+    leaves the setting as it found it, also when training raises."""
+    import torch
+
+    from phycrnet.methods.batch import _native_convolutions
+
+    before = torch._C._get_mkldnn_enabled()
+    with pytest.raises(RuntimeError):
+        with _native_convolutions():
+            assert not torch._C._get_mkldnn_enabled()
+            raise RuntimeError("training failed")
+    assert torch._C._get_mkldnn_enabled() == before

@@ -25,7 +25,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -224,7 +225,10 @@ def _train_group(runs: list[CrnRun], outs: list[Path | None], resume: bool, prog
     task = BatchTask(runs)
     first = Path(outs[0]).with_name(Path(outs[0]).stem + ".batch.nc") if outs[0] is not None else None
     engine = start_engine(task, runs[0].options.training, out=first, resume=resume, progress=progress, callback=callback)
-    result = engine.train()
+    # vmap turns each member's convolution into one grouped convolution; on the CPU the
+    # native kernels run those (forward and backward) up to twice as fast as oneDNN's.
+    with _native_convolutions():
+        result = engine.train()
     task.networks.write_back([run.task.model for run in runs])
     datasets: list[xr.Dataset | None] = []
     for m, (run, out) in enumerate(zip(runs, outs)):
@@ -236,6 +240,18 @@ def _train_group(runs: list[CrnRun], outs: list[Path | None], resume: bool, prog
             write_solution(dataset, Path(out))
         datasets.append(dataset)
     return datasets
+
+
+@contextmanager
+def _native_convolutions() -> Iterator[None]:
+    """oneDNN (mkldnn) off for the block, restored after (its ``flags`` context warns about
+    TF32 on CPU builds)."""
+    previous = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(previous)
 
 
 def _member_result(result: TrainingResult, member: int) -> TrainingResult:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from phycrnet.errors import DivergenceError
+from phycrnet.errors import DivergenceError, TimeLimitError
 
 __all__ = [
     "DP_A",
@@ -74,8 +74,9 @@ class IntegrationStats:
     evaluations: int = 0
 
 
-class OutOfTime(Exception):
-    """The integration ran past its deadline."""
+class OutOfTime(TimeLimitError):
+    """The integration ran past its deadline (a :class:`~phycrnet.errors.TimeLimitError`,
+    the one error of every solver that runs out of time)."""
 
 
 class PointwiseNorm:
@@ -184,7 +185,7 @@ class _Stepper:
         """
         while t < t_target:
             if self.deadline is not None and time.perf_counter() > self.deadline:
-                raise OutOfTime
+                raise OutOfTime(f"past the deadline at t = {t:g}")
             remaining = t_target - t
             landing = dt >= remaining * (1 - 1e-12)
             step = remaining if landing else (0.5 * remaining if dt > 0.5 * remaining else dt)

@@ -21,7 +21,10 @@ def exact_reference(problem, k=0.05):
 
 
 TINY = {"model": {"encoder_channels": [4, 8, 16], "lstm_channels": 64}}
+# The classical rows' set-up alone can take a second on a loaded machine: give them room.
+ROOM = {"time_limit": 60.0}
 OPTIONS = {"paper": TINY, "crn": TINY, "hybrid": TINY, "hybrid_untrained": TINY, "pinn": {"hidden": (16, 16), "n_interior": 256}}
+OPTIONS |= {"classical_explicit": ROOM, "classical_implicit": ROOM, "pypde": ROOM}
 
 
 def test_compare_writes_every_row_beside_the_classical_solvers(tmp_path, periodic_heat_spec, single_thread):
@@ -90,7 +93,7 @@ def test_a_row_that_blows_up_is_recorded_and_the_comparison_goes_on(tmp_path, pe
 
     monkeypatch.setattr(module, "classical", explicit_blows_up)
     problem = load_spec(periodic_heat_spec)
-    result = compare(problem, time_budget=1, out_dir=tmp_path, reference=exact_reference(problem), methods=["classical_explicit", "classical_implicit"], threads=1)
+    result = compare(problem, time_budget=1, out_dir=tmp_path, reference=exact_reference(problem), methods=["classical_explicit", "classical_implicit"], threads=1, options=OPTIONS)
     rows = {r.method: r for r in result.rows}
     assert rows["classical_explicit"].rel_l2 == float("inf") and "blew up" in rows["classical_explicit"].note
     assert rows["classical_implicit"].rel_l2 < 3e-3

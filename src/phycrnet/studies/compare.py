@@ -21,8 +21,9 @@ paper preset's). For a network that time comes from its error measured during tr
 (every ``budget / CURVE_POINTS`` seconds of training, not counted as training); a
 classical row reaches it in its wall time or not at all. Every network gets the same
 training budget, one after the other on the same machine, and the classical and py-pde rows
-get it as their time limit (equal run time): a row that runs past it, or blows up, is
-recorded with an infinite error and the reason in its ``note``.
+get it as their time limit (equal run time; ``options={"pypde": {"time_limit": S}}`` sets
+another): a row that runs past it, or blows up, is recorded with an infinite error and the
+reason in its ``note``.
 
 Outputs (in ``out_dir``): each row's solution (``<case>_<method>.nc``), the table
 (``compare_<case>.json``), snapshots of every row (``compare_<case>_<field>.png``), the
@@ -159,9 +160,9 @@ def _run(method: str, problem: Problem, ref: xr.Dataset, budget: float, common: 
     curve: list[tuple[float, float]] = []
     start = time.perf_counter()
     if method.startswith("classical_"):  # the project's discretisation, whatever the spec's preset
-        solution = classical(problem, scheme=method.removeprefix("classical_"), preset="hybrid", threads=common["threads"], time_limit=budget, **extra)
+        solution = classical(problem, scheme=method.removeprefix("classical_"), preset="hybrid", threads=common["threads"], **{"time_limit": budget, **extra})
     elif method == "pypde":
-        solution = pypde_solution(problem, time_limit=budget, **extra)
+        solution = pypde_solution(problem, **{"time_limit": budget, **extra})
     elif method == "hybrid_untrained":
         solution = solve(problem, preset="hybrid", iterations=0, **{"refine": _hybrid_refinement(problem, budget, extra), **common, **extra})
     elif method == "pinn":

@@ -33,31 +33,13 @@ part). The filter only shapes what the network sees; the physics residual is unc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
-import sympy
 import torch
 
 from phycrnet.discretisation.operators import Derivatives
-from phycrnet.spec.expressions import substitute, transport_coefficients
+from phycrnet.spec.expressions import constant_diffusivities
 from phycrnet.spec.problem import Problem
-
-
-def constant_diffusivities(problem: Problem, values: Mapping[str, float]) -> dict[str, tuple[float, float]]:
-    """Each field's own diffusion coefficients ``(D_x, D_y)`` in its equation, where both are
-    non-negative constants once the parameters take ``values`` (fields without constant
-    diffusion are left out)."""
-    found: dict[str, tuple[float, float]] = {}
-    for field, expression in problem.equations.items():
-        coefficients = transport_coefficients(expression, field)
-        pair = []
-        for axis in ("x", "y"):
-            value = substitute(coefficients[f"diffusion_{axis}"], values)
-            pair.append(float(value) if isinstance(value, sympy.Number) and value.is_real else math.nan)
-        if all(math.isfinite(d) and d >= 0 for d in pair) and any(d > 0 for d in pair):
-            found[field] = (pair[0], pair[1])
-    return found
 
 
 def diffusion_symbol(derivatives: Derivatives, diffusivity: tuple[float, float], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -96,7 +78,7 @@ class ImplicitDiffusion:
     def for_problem(cls, problem: Problem, derivatives: Derivatives, dt: float, *, dtype: torch.dtype, device: torch.device) -> ImplicitDiffusion | None:
         """The filter for ``problem`` at step ``dt``, or None where no field has constant
         diffusion. A grid with a bounded axis gets :class:`BoundedImplicitDiffusion`."""
-        diffusivities = constant_diffusivities(problem, problem.parameter_values())
+        diffusivities = constant_diffusivities(problem.equations, problem.parameter_values())
         if not diffusivities:
             return None
         kind = cls if all(problem.periodic) else BoundedImplicitDiffusion

@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from phycrnet.errors import DataError, OptionsError
+from phycrnet.io.paper_data import read_paper_long
 from phycrnet.io.solution import fields_of, periodic_of
 from phycrnet.spec.problem import Problem
 
@@ -137,8 +138,6 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _read_paper_wide(path: Path) -> pd.DataFrame:
-    from phycrnet.io.paper_data import read_paper_long
-
     try:
         return read_paper_long(path)
     except (ValueError, KeyError) as exc:

@@ -2,7 +2,7 @@
 
 A solution file holds one data variable per field, each with dims ``("t", "y", "x")``
 and shape ``(T, ny, nx)``, and the 1-D float64 coordinates ``t`` (including t = 0),
-``y`` and ``x`` (DESIGN.md, "Grid convention" and "Output format"). Global attributes:
+``y`` and ``x`` (docs/design.md, "Grid convention" and "Output format"). Global attributes:
 
 ``spec``             the problem specification as YAML text
 ``solver``           solver name (``"phycrnet"``, ``"pinn"``, ``"classical"``, ``"py-pde reference"``, ``"spectral reference"``)

@@ -38,10 +38,11 @@ from typing import Any
 
 import torch
 
-from phycrnet.discretisation.implicit import ImplicitDiffusion, constant_diffusivities
+from phycrnet.discretisation.implicit import ImplicitDiffusion
 from phycrnet.errors import OptionsError, PhycrnetWarning
 from phycrnet.options import THRESHOLDS, CrnOptions, ModelOptions
 from phycrnet.physics import Physics
+from phycrnet.spec.expressions import constant_diffusivities
 from phycrnet.spec.problem import Problem
 from phycrnet.training.device import dtype_of
 
@@ -156,7 +157,7 @@ def resolve(problem: Problem, options: CrnOptions) -> Resolved:
 
 def _implicit_diffusion(probe: Probe, model: ModelOptions) -> bool:
     choice = model.implicit_diffusion
-    diffusing = constant_diffusivities(probe.problem, probe.parameters)
+    diffusing = constant_diffusivities(probe.problem.equations, probe.parameters)
     if choice is False or model.physics_input is False or not diffusing:
         return False
     if choice is True:

@@ -12,7 +12,7 @@ equations are evaluated pointwise on the fine grid (:func:`phycrnet.spec.express
 and transformed back.
 
 Each field's own constant diffusion ``D_x*d2_dx2 + D_y*d2_dy2``
-(:func:`phycrnet.discretisation.implicit.constant_diffusivities`) is split off as the linear
+(:func:`phycrnet.spec.expressions.constant_diffusivities`) is split off as the linear
 part ``L``, diagonal in Fourier space, which the time stepper integrates exactly; the rest
 ``N`` is the equation with that term subtracted symbolically (so ``nu*laplace(u)`` costs no
 transform at all). ``N`` is dealiased by the 2/3 rule: modes with ``3*|m| >= M`` on either
@@ -30,7 +30,7 @@ import sympy
 from phycrnet.errors import PhycrnetError
 from phycrnet.reference.grid import initial_state, refined_axes
 from phycrnet.reference.static import freeze_static
-from phycrnet.spec.expressions import OPERATORS, evaluate, operator_calls, substitute
+from phycrnet.spec.expressions import OPERATORS, constant_diffusivities, evaluate, operator_calls, substitute
 
 if TYPE_CHECKING:
     from phycrnet.spec.problem import Problem
@@ -112,10 +112,8 @@ def split_diffusion(problem: Problem, grid: FourierGrid) -> tuple[list[sympy.Exp
         the symbols ``-(D_x*kx**2 + D_y*ky**2)``, shape ``(C, My, Mx//2 + 1)`` (zero for fields
         without constant diffusion). ``rest + L u`` is the equation exactly.
     """
-    from phycrnet.discretisation.implicit import constant_diffusivities
-
     values = problem.parameter_values()
-    diffusivities = constant_diffusivities(problem, values)
+    diffusivities = constant_diffusivities(problem.equations, values)
     rest, linear = [], np.zeros((len(problem.fields), *grid.symbol("laplace").shape))
     for i, name in enumerate(problem.fields):
         expr = substitute(problem.equations[name], values)

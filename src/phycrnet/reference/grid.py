@@ -21,6 +21,7 @@ import numpy as np
 
 from phycrnet.spec.expressions import evaluate, parse_expression
 from phycrnet.spec.grid import Axis, Grid
+from phycrnet.spec.schema import FileInitialModel, RandomInitialModel
 
 if TYPE_CHECKING:
     import pde
@@ -100,8 +101,6 @@ def initial_state(problem: Problem, axes: tuple[RefinedAxis, RefinedAxis]) -> np
 
 
 def _initial_field(problem: Problem, name: str, axes: tuple[RefinedAxis, RefinedAxis]) -> np.ndarray:
-    from phycrnet.spec.schema import FileInitialModel, RandomInitialModel
-
     raw = problem.model.initial[name]
     if isinstance(raw, (FileInitialModel, RandomInitialModel)):
         values = problem.initial[name].T  # (nx, ny), py-pde layout

@@ -35,6 +35,7 @@ import numpy as np
 
 from phycrnet.analysis.metrics import rel_l2
 from phycrnet.errors import OptionsError, TimeLimitError
+from phycrnet.io.solution import problem_dataset
 from phycrnet.reference.grid import initial_state, refined_axes
 from phycrnet.reference.integrate import (
     IntegrationStats,
@@ -46,11 +47,11 @@ from phycrnet.reference.integrate import (
 )
 from phycrnet.reference.rhs import Backend, make_rhs
 from phycrnet.reference.sampling import Sampler
+from phycrnet.reference.spectral import solve_spectral_reference
+from phycrnet.spec.problem import Problem, load_spec
 
 if TYPE_CHECKING:
     import xarray as xr
-
-    from phycrnet.spec.problem import Problem
 
 __all__ = [
     "AUTO_START_REFINEMENT",
@@ -271,8 +272,6 @@ def solve_reference(
         PhycrnetError: the solution became NaN or infinite, or the problem uses features the
             solver does not support (py-pde: nested operators).
     """
-    from phycrnet.spec.problem import load_spec
-
     problem = load_spec(problem)
     _validate_options(refinement, tolerance, time_limit, backend, method)
     if _chosen_method(method, problem) == "spectral":
@@ -293,9 +292,6 @@ def pypde_solution(problem: Problem | Any, *, refinement: int = 1, time_limit: f
     Returns a solution dataset with ``solver = "py-pde"``, ``refinement``, ``method``,
     ``time_steps``, ``rtol`` and the versions.
     """
-    from phycrnet.io.solution import problem_dataset
-    from phycrnet.spec.problem import load_spec
-
     problem = load_spec(problem)
     _validate_options(refinement, None, time_limit, backend, "pypde")
     start = time.perf_counter()
@@ -333,8 +329,6 @@ def _spectral(
     problem: Problem, refinement: int | None, tolerance: float | None, time_limit: float | None, progress: bool
 ) -> xr.Dataset:
     """The pseudo-spectral reference with the options given (its own defaults otherwise)."""
-    from phycrnet.reference.spectral import solve_spectral_reference
-
     options: dict[str, Any] = {"refinement": refinement, "progress": progress}
     if tolerance is not None:
         options["tolerance"] = tolerance
@@ -389,8 +383,6 @@ class _Run:
 
     def dataset(self, reason: str) -> xr.Dataset:
         """The result on the spec grid, with the attributes listed in :func:`solve_reference`."""
-        from phycrnet.io.solution import problem_dataset
-
         estimate = _estimate(self.levels, self.richardson)
         problem = self.problem
         return problem_dataset(

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from phycrnet.errors import OptionsError, PhycrnetError
+from phycrnet.io.solution import problem_dataset
 from phycrnet.reference.fourier import FourierGrid, SpectralRightHandSide
 from phycrnet.reference.integrate import (
     IntegrationStats,
@@ -55,11 +56,10 @@ from phycrnet.reference.integrate import (
     require_finite,
 )
 from phycrnet.reference.lawson import LawsonStep, SpectralNorm
+from phycrnet.spec.problem import Problem, load_spec
 
 if TYPE_CHECKING:
     import xarray as xr
-
-    from phycrnet.spec.problem import Problem
 
 __all__ = ["MAX_POINTS", "SOLVER_NAME", "SpectralLevel", "simulate_spectral", "solve_spectral_reference"]
 
@@ -191,8 +191,6 @@ def solve_spectral_reference(
         OptionsError: invalid options, or an axis that is not periodic.
         PhycrnetError: the time limit was exceeded, or the solution became NaN or infinite.
     """
-    from phycrnet.spec.problem import load_spec
-
     problem = load_spec(problem)
     _validate(problem, refinement, tolerance, time_limit)
     run = _SpectralRun(problem, refinement is None, tolerance, time_limit, progress)
@@ -285,8 +283,6 @@ class _SpectralRun:
 
     def dataset(self, reason: str) -> xr.Dataset:
         """The finest level on the spec grid, with the attributes of :func:`solve_spectral_reference`."""
-        from phycrnet.io.solution import problem_dataset
-
         return problem_dataset(
             self.problem,
             self.frames,

@@ -319,3 +319,20 @@ def to_pypde(expr: sympy.Expr) -> str:
 def free_names(expr: sympy.Expr) -> set[str]:
     """Names of the free symbols of ``expr``."""
     return {s.name for s in expr.free_symbols}
+
+
+def constant_diffusivities(equations: Mapping[str, sympy.Expr], values: Mapping[str, float]) -> dict[str, tuple[float, float]]:
+    """Each field's own diffusion coefficients ``(D_x, D_y)`` in its equation (``equations``:
+    field -> right-hand side), where both are
+    non-negative constants once the parameters take ``values`` (fields without constant
+    diffusion are left out)."""
+    found: dict[str, tuple[float, float]] = {}
+    for field, expression in equations.items():
+        coefficients = transport_coefficients(expression, field)
+        pair = []
+        for axis in ("x", "y"):
+            value = substitute(coefficients[f"diffusion_{axis}"], values)
+            pair.append(float(value) if isinstance(value, sympy.Number) and value.is_real else math.nan)
+        if all(math.isfinite(d) and d >= 0 for d in pair) and any(d > 0 for d in pair):
+            found[field] = (pair[0], pair[1])
+    return found

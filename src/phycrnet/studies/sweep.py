@@ -48,7 +48,7 @@ from phycrnet.methods.run import run_paths
 from phycrnet.methods.solve import solve
 from phycrnet.studies import sweep_rows as rows
 from phycrnet.studies.distributed import ProcessGroup, World, torch_threads
-from phycrnet.studies.sweep_batch import batch_groups, batch_solver, chunk_checkpoints, solve_chunk
+from phycrnet.studies.sweep_batch import batch_groups, chunk_checkpoints, solve_chunk
 from phycrnet.studies.sweep_file import SweepFile, read_sweep
 from phycrnet.studies.sweep_members import Member, build_members, route_options
 from phycrnet.studies.sweep_references import prepare_references, score
@@ -111,8 +111,6 @@ def load_sweep(source: str | Path | Mapping[str, Any], *, base_dir: Path | None 
     _, process = route_options(settings.options, settings.method, origin)
     if threads is not None and threads < 1:
         raise OptionsError(f"--threads: {threads} must be at least 1")
-    if settings.batch > 1:
-        batch_solver()
     return Sweep(settings, members, threads or process.get("threads"), device or process.get("device"))
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import xarray as xr
 
 from phycrnet.errors import OptionsError
 from phycrnet.io.solution import write_solution
+from phycrnet.methods.batch import solve_batch
 from phycrnet.methods.run import run_paths
 from phycrnet.spec.problem import Problem
 
@@ -54,15 +55,6 @@ def batch_groups(specs: Sequence[Mapping[str, Any]], size: int) -> list[list[int
     return [indices[start : start + size] for indices in groups.values() for start in range(0, len(indices), size)]
 
 
-def batch_solver() -> Callable[..., list[xr.Dataset | None]]:
-    """:func:`phycrnet.methods.batch.solve_batch`, imported on first use."""
-    try:
-        from phycrnet.methods.batch import solve_batch
-    except ImportError:
-        raise OptionsError("batch: this installation cannot train members together (no phycrnet.methods.batch); use batch: 1") from None
-    return solve_batch
-
-
 def chunk_checkpoints(outs: Sequence[Path]) -> list[Path]:
     """Where a chunk's checkpoint may be: beside any member's output, as a member's own
     (``NAME.ckpt.pt``) or as the batch's (``NAME.batch.ckpt.pt``)."""
@@ -80,7 +72,6 @@ def solve_chunk(
 ) -> list[xr.Dataset | None]:
     """Train one chunk as a batch; each member's solution (``None``: it diverged), written
     to its output."""
-    solve_batch = batch_solver()
     datasets = list(solve_batch(list(problems), list(outs), preset=preset, resume=resume, progress=progress, **options))
     if len(datasets) != len(outs):
         raise OptionsError(f"batch: the batched trainer returned {len(datasets)} solutions for {len(outs)} members")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from phycrnet.discretisation.implicit import BoundedImplicitDiffusion, ImplicitDiffusion, constant_diffusivities
+from phycrnet.discretisation.implicit import BoundedImplicitDiffusion, ImplicitDiffusion
 from phycrnet.discretisation.operators import Derivatives
+from phycrnet.spec.expressions import constant_diffusivities
 from phycrnet.spec.problem import load_spec
 
 
@@ -32,7 +33,7 @@ def test_constant_diffusivities_are_read_per_field_and_axis():
         "v": "v*laplace(v) + u",
         "w": "u - w",
     }))
-    found = constant_diffusivities(problem, problem.parameter_values())
+    found = constant_diffusivities(problem.equations, problem.parameter_values())
     assert found == {"u": (pytest.approx(0.5), pytest.approx(2.5))}
 
 

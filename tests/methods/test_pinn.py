@@ -1,5 +1,5 @@
-"""Tests of the PINN baseline (phycrnet.methods.pinn, phycrnet.models.pinn): derivatives, exact
-periodicity, the built-in initial value, boundary residuals, training, output and CLI.
+"""Tests of the PINN baseline (phycrnet.methods.pinn; the network: tests/models/test_pinn_network.py):
+residuals, boundary residuals, the built-in initial value, training, output and CLI.
 Small networks and few points keep them fast (tiny specs from conftest.py)."""
 
 from __future__ import annotations
@@ -11,23 +11,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import random_points
 
 from phycrnet.errors import DivergenceError, OptionsError
 from phycrnet.io.solution import read_solution
 from phycrnet.methods.pinn import Collocation, PinnTask, boundary_residual, causal_mean, loss_terms, pde_residuals, pinn_solve
-from phycrnet.models.pinn import FieldModel, InitialValues, Points, autograd_jet
-from phycrnet.options import PinnOptions, pinn_options
+from phycrnet.models.pinn import InitialValues, autograd_jet
+from phycrnet.options import pinn_options
 from phycrnet.spec.problem import load_spec
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 SMALL = {"hidden": (16, 16), "n_interior": 256, "n_boundary": 32, "n_initial": 64, "threads": 1}
-
-
-def points(n: int, x=(0.0, 1.0), y=(0.0, 1.0), t_end: float = 0.2, seed: int = 0, dtype=torch.float64) -> Points:
-    g = torch.Generator().manual_seed(seed)
-    rand = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g, dtype=dtype)  # noqa: E731
-    return Points(rand(*x), rand(*y), rand(0.0, t_end))
 
 
 class Analytic:
@@ -51,39 +46,7 @@ def mixed_solution(offset: float = 0.0, k: float = 0.05):
 # --------------------------------------------------------------------------- network
 
 
-@pytest.mark.parametrize("case", ["periodic_heat", "mixed_bc"])
-@pytest.mark.parametrize("hard", [True, False])
-def test_forward_jets_match_automatic_differentiation(tiny_cases, case, hard):
-    problem = load_spec(tiny_cases(case))
-    model = FieldModel(problem, PinnOptions(hidden=(8, 8), hard_initial=hard)).double()
-    pts = points(50)
-    jet = model.jet(pts, ("x", "y", "t"), ("xx", "yy"))
-    exact = autograd_jet(model, pts.x, pts.y, pts.t, ("x", "y", "t"), ("xx", "yy"))
-    torch.testing.assert_close(jet.value, exact.value, rtol=0, atol=1e-12)
-    for name in ("x", "y", "t", "xx", "yy"):
-        torch.testing.assert_close(jet.derivative(name), exact.derivative(name), rtol=0, atol=1e-11)
 
-
-def test_fourier_embedding_is_exactly_periodic(periodic_heat_spec):
-    periodic_heat_spec["domain"] = {"x": [-1.0, 2.0], "y": [0.5, 1.25]}
-    problem = load_spec(periodic_heat_spec)
-    model = FieldModel(problem, PinnOptions(hidden=(16, 16), harmonics=3, hard_initial=False)).double()
-    g = torch.Generator().manual_seed(1)
-    y, t = 0.5 + 0.75 * torch.rand(40, generator=g, dtype=torch.float64), 0.2 * torch.rand(40, generator=g, dtype=torch.float64)
-    x = -1.0 + 3.0 * torch.rand(40, generator=g, dtype=torch.float64)
-    start, end = torch.full_like(y, -1.0), torch.full_like(y, 2.0)
-    torch.testing.assert_close(model(start, y, t), model(end, y, t), rtol=0, atol=1e-12)
-    torch.testing.assert_close(model(x, torch.full_like(x, 0.5), t), model(x, torch.full_like(x, 1.25), t), rtol=0, atol=1e-12)
-    left = model.jet(Points(start, y, t), ("x",), ("xx",))
-    right = model.jet(Points(end, y, t), ("x",), ("xx",))
-    torch.testing.assert_close(left.first["x"], right.first["x"], rtol=0, atol=1e-11)
-    torch.testing.assert_close(left.second["xx"], right.second["xx"], rtol=0, atol=1e-10)
-
-
-def test_float32_periodic_output_matches_to_single_precision(periodic_heat_spec):
-    model = FieldModel(load_spec(periodic_heat_spec), PinnOptions(hidden=(16, 16)))
-    y, t = torch.linspace(0, 1, 11), torch.linspace(0, 0.2, 11)
-    torch.testing.assert_close(model(torch.zeros(11), y, t), model(torch.ones(11), y, t), rtol=0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- residuals
@@ -92,11 +55,11 @@ def test_float32_periodic_output_matches_to_single_precision(periodic_heat_spec)
 def test_boundary_and_pde_residuals_vanish_for_the_exact_solution(mixed_bc_spec):
     problem = load_spec(mixed_bc_spec)
     exact = Analytic(mixed_solution(), problem)
-    sides = {side: points(30, seed=i) for i, side in enumerate(("left", "right", "bottom", "top"))}
+    sides = {side: random_points(30, seed=i) for i, side in enumerate(("left", "right", "bottom", "top"))}
     sides["left"].x.zero_(), sides["right"].x.fill_(1.0), sides["bottom"].y.zero_(), sides["top"].y.fill_(1.0)
-    initial = points(30, seed=9)
+    initial = random_points(30, seed=9)
     initial.t.zero_()
-    batch = Collocation(points(100, seed=7), sides, initial)
+    batch = Collocation(random_points(100, seed=7), sides, initial)
     terms = loss_terms(exact, problem, batch, problem.parameter_values())
     assert set(terms) == {"pde_u", "bc_u_left", "bc_u_right", "bc_u_bottom", "bc_u_top", "ic_u"}
     for name, value in terms.items():
@@ -109,7 +72,7 @@ def test_boundary_residual_measures_the_violation(mixed_bc_spec):
     shifted = mixed_solution(offset=1.0)
     expected = {"left": 1.0, "right": 0.0, "bottom": 1.0, "top": 0.0}
     for side, value in expected.items():
-        pts = points(20, seed=3)
+        pts = random_points(20, seed=3)
         if side in ("left", "right"):
             pts.x.fill_(0.0 if side == "left" else 1.0)
         else:
@@ -123,7 +86,7 @@ def test_outward_normal_sign_on_neumann_sides(mixed_bc_spec):
     """On the left side du/dn = -du/dx: u = x^2 has du/dn = 0 at x = 0, u = -x has du/dn = 1."""
     mixed_bc_spec["boundary"]["u"]["left"] = {"type": "neumann", "value": 1.0}
     problem = load_spec(mixed_bc_spec)
-    pts = points(10)
+    pts = random_points(10)
     pts.x.zero_()
     jet = autograd_jet(lambda x, y, t: (-x).unsqueeze(-1), pts.x, pts.y, pts.t, ("x",))
     residual = boundary_residual(jet, 0, problem.boundary["u"]["left"], "left", pts, {})
@@ -134,7 +97,7 @@ def test_operators_on_expressions_use_automatic_differentiation(periodic_heat_sp
     periodic_heat_spec["equations"] = {"u": "d_dx(u*u) + k*laplace(u**3)"}
     problem = load_spec(periodic_heat_spec)
     model = Analytic(lambda x, y, t: (x + t).unsqueeze(-1), problem)
-    pts = points(40)
+    pts = random_points(40)
     residual = pde_residuals(model, problem, pts, problem.parameter_values())
     u = pts.x + pts.t
     # u_t = 1, d_dx(u^2) = 2u, laplace(u^3) = 6u.

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import phycrnet
 from phycrnet.errors import DivergenceError, OptionsError, SpecError
 from phycrnet.io.solution import read_solution, solution_dataset
 from phycrnet.studies import sweep as sweep_module
-from phycrnet.studies import sweep_references
+from phycrnet.studies import sweep_batch, sweep_references
 from phycrnet.studies.distributed import World
 from phycrnet.studies.sweep import load_sweep, run_sweep
 from phycrnet.studies.sweep_batch import batch_groups, batch_key
@@ -178,7 +177,7 @@ def test_batched_chunks_go_to_the_batched_trainer(tmp_path, sweep_of, monkeypatc
         results = [exact(p).assign_attrs(iterations=3, loss_terms=json.dumps({"pde_u": 1e-3})) for p in problems]
         return [None if p.parameters["k"].value == 0.3 else r for p, r in zip(problems, results)]
 
-    monkeypatch.setitem(sys.modules, "phycrnet.methods.batch", types.SimpleNamespace(solve_batch=solve_batch))
+    monkeypatch.setattr(sweep_batch, "solve_batch", solve_batch)
     product = {"parameters.k": [0.1, 0.2, 0.3], "training.seed": [0, 1]}
     result = run_sweep(sweep_of(product=product, batch=4, members=[{"grid.nx": 20}]), tmp_path)
     # member 0 differs in its grid: alone; the other six in chunks of 4 and 2

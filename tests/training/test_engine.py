@@ -1,6 +1,7 @@
 """The training engine (phycrnet.training.engine) on PhyCRNet tasks: the L-BFGS finish,
-loss weighting, checkpoints and resume in every phase, the log, the divergence policy and
-learnable coefficients. The PINN runs on the same engine (tests/methods/test_pinn.py)."""
+checkpoints and resume in every phase, the log, the divergence policy and
+learnable coefficients. The PINN runs on the same engine (tests/methods/test_pinn.py); each
+loss weighting trains through it in tests/losses/test_weighting.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import torch
 
 import phycrnet.training.log
 from phycrnet.errors import DataError, DivergenceError, OptionsError
-from phycrnet.losses.weighting import WEIGHTINGS
 
 ALL_SCHEMES = ("adaptive", "adaptive_detached", "fixed", "uncertainty", "lr_annealing", "relobralo", "softadapt")
 
@@ -136,44 +136,8 @@ def test_lbfgs_makes_progress_on_a_tiny_loss(periodic_heat_spec, tiny_model, crn
 # --------------------------------------------------------------------------- weighting
 
 
-@pytest.mark.parametrize(
-    "scheme, options",
-    [(name, {}) for name in ALL_SCHEMES] + [("lr_annealing", {"every": 2}), ("fixed", {"weights": {"bc": 10.0}})],
-    ids=[*ALL_SCHEMES, "lr_annealing-every2", "fixed-weights"],
-)
-def test_every_weighting_scheme_trains(tmp_path, mixed_bc_spec, tiny_model, crn_run, scheme, options):
-    log = tmp_path / "log.csv"
-    # Adam only: an L-BFGS step spans several evaluations (iterations) and logs once.
-    run = crn_run(mixed_bc_spec, tiny_model, log_path=log, iterations=4, log_every=1, weighting=scheme, weighting_options=options, lbfgs_fraction=0.0)
-    result = run.engine.train()
-    assert result.iterations == 4
-    assert all(math.isfinite(v) for v in result.loss_terms.values())
-    weights = run.engine.weighting.weights
-    assert set(weights) == set(result.loss_terms)
-    assert all(math.isfinite(w) and w > 0 for w in weights.values()), weights
-    rows = read_rows(log)
-    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
-    for row in rows:
-        for name in result.loss_terms:
-            assert math.isfinite(float(row[name])) and math.isfinite(float(row[f"w_{name}"]))
-        assert math.isfinite(float(row["loss"]))
 
 
-def test_fixed_weights_by_name_and_prefix(mixed_bc_spec, tiny_model, crn_run):
-    run = crn_run(mixed_bc_spec, tiny_model, iterations=1, boundary="soft", weighting="fixed", weighting_options={"weights": {"bc": 10.0, "bc_u_top": 3.0}})
-    run.engine.train()
-    assert run.engine.weighting.weights == {"pde_u": 1.0, "bc_u_left": 10.0, "bc_u_right": 10.0, "bc_u_bottom": 10.0, "bc_u_top": 3.0}
-
-
-def test_every_listed_scheme_is_registered():
-    assert set(ALL_SCHEMES) <= set(WEIGHTINGS)
-
-
-def test_unknown_weighting_scheme_or_option_is_an_options_error(mixed_bc_spec, tiny_model, crn_run):
-    with pytest.raises(OptionsError, match="nope"):
-        crn_run(mixed_bc_spec, tiny_model, weighting="nope")
-    with pytest.raises(OptionsError, match="bogus"):
-        crn_run(mixed_bc_spec, tiny_model, weighting="adaptive", weighting_options={"bogus": 1})
 
 
 # --------------------------------------------------------------------------- checkpoints and resume

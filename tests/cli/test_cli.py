@@ -218,6 +218,22 @@ def test_solve_resume(capsys, tmp_path, spec_file):
     assert int(read_solution(out).attrs["iterations"]) == 4
 
 
+@pytest.mark.parametrize("command", ["solve", "pinn"])
+def test_set_reaches_the_training_options_that_also_have_flags(capsys, tmp_path, spec_file, command):
+    """``--set training.seed=...`` (and iterations, time_budget, device) is the same option as
+    its flag; the flag wins where both are given."""
+    out = tmp_path / f"{command}.nc"
+    settings = ["--set", "training.seed=2", "--set", "training.iterations=2", "--set", "training.device=cpu", "--set", "training.time_budget=600"]
+    code, stdout, err = run_cli(capsys, command, spec_file, "--out", out, "--quiet", "--threads", "1", *settings)
+    assert code == 0, err
+    attrs = read_solution(out).attrs
+    training = json.loads(attrs["options"])["training"]
+    assert (training["seed"], training["iterations"], training["time_budget"]) == (2, 2, 600)
+    code, stdout, err = run_cli(capsys, command, spec_file, "--out", out, "--quiet", "--threads", "1", *settings, "--seed", "5")
+    assert code == 0, err
+    assert json.loads(read_solution(out).attrs["options"])["training"]["seed"] == 5
+
+
 # --------------------------------------------------------------------------- evaluate and plot
 
 

@@ -53,7 +53,7 @@ def solve(
 
     sections = parse_settings(settings, ("physics", "model", "training"))
     explicit = {
-        "lr": lr, "weighting": weighting, "boundary": boundary, "derivatives": derivatives, "time_scheme": time_scheme,
+        "iterations": iterations, "time_budget": time_budget, "seed": seed, "device": device, "lr": lr, "weighting": weighting, "boundary": boundary, "derivatives": derivatives, "time_scheme": time_scheme,
         "schedule": schedule, "lbfgs_fraction": lbfgs_fraction, "step_balance": step_balance, "refine": refine,
         "memory_budget_gb": memory_budget_gb, "data_weight": data_weight, "threads": threads,
     }  # fmt: skip
@@ -61,10 +61,6 @@ def solve(
         spec,
         out=out,
         preset=preset,
-        iterations=iterations,
-        time_budget=time_budget,
-        seed=seed,
-        device=device,
         resume=resume,
         extrapolate=extrapolate,
         progress=not quiet,
@@ -123,14 +119,13 @@ def pinn(
     from phycrnet.methods.pinn import pinn_solve
 
     sections = parse_settings(settings, ("training", "pinn"))
-    explicit = {"lr": lr, "weighting": weighting, "lbfgs_fraction": lbfgs_fraction, "causal": causal, "threads": threads}
+    explicit = {
+        "iterations": iterations, "time_budget": time_budget, "seed": seed, "device": device,
+        "lr": lr, "weighting": weighting, "lbfgs_fraction": lbfgs_fraction, "causal": causal, "threads": threads,
+    }  # fmt: skip
     dataset = pinn_solve(
         spec,
         out=out,
-        iterations=iterations,
-        time_budget=time_budget,
-        seed=seed,
-        device=device,
         resume=resume,
         progress=not quiet,
         log=log,

@@ -154,7 +154,7 @@ def verdict(case: str, result: dict) -> str:
     best_classical = min((rows[m] for m in ("classical_implicit", "classical_explicit") if m in rows), key=lambda r: r["rel_l2"])
     classical = best_classical["rel_l2"]
     best_network = min(trained, own, rows["pinn"]["rel_l2"])
-    if untrained < min(classical, best_network):
+    if untrained <= min(classical, best_network):  # a tie goes to the untrained row: same error, no training
         tool = "the untrained hybrid, a classical explicit step on the grid the networks train on"
     else:
         tool = "a classical solver" if classical <= best_network else "the trained hybrid" if trained == best_network else "a network"

@@ -53,7 +53,8 @@ def solve(
 
     sections = parse_settings(settings, ("physics", "model", "training"))
     explicit = {
-        "iterations": iterations, "time_budget": time_budget, "seed": seed, "device": device, "lr": lr, "weighting": weighting, "boundary": boundary, "derivatives": derivatives, "time_scheme": time_scheme,
+        "iterations": iterations, "time_budget": time_budget, "seed": seed, "device": device,
+        "lr": lr, "weighting": weighting, "boundary": boundary, "derivatives": derivatives, "time_scheme": time_scheme,
         "schedule": schedule, "lbfgs_fraction": lbfgs_fraction, "step_balance": step_balance, "refine": refine,
         "memory_budget_gb": memory_budget_gb, "data_weight": data_weight, "threads": threads,
     }  # fmt: skip

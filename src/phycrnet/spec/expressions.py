@@ -323,9 +323,8 @@ def free_names(expr: sympy.Expr) -> set[str]:
 
 def constant_diffusivities(equations: Mapping[str, sympy.Expr], values: Mapping[str, float]) -> dict[str, tuple[float, float]]:
     """Each field's own diffusion coefficients ``(D_x, D_y)`` in its equation (``equations``:
-    field -> right-hand side), where both are
-    non-negative constants once the parameters take ``values`` (fields without constant
-    diffusion are left out)."""
+    field -> right-hand side), where both are non-negative constants once the parameters take
+    ``values``; fields without constant diffusion are left out."""
     found: dict[str, tuple[float, float]] = {}
     for field, expression in equations.items():
         coefficients = transport_coefficients(expression, field)
